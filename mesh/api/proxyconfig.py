@@ -1,0 +1,269 @@
+"""ProxyConfig: the contract between the controller and every sidecar.
+
+One document per identity (namespace/service account). The controller compiles it from
+MeshConfig, Egress and EgressGateway resources; the sidecar enforces it. It travels as JSON
+(``to_json``/``from_json``) and is validated against ``SCHEMA`` on both ends. ``version`` is a
+content hash: equal documents have equal versions, so a sidecar can long-poll "anything newer
+than what I have".
+
+Modes:
+- ``disabled``: egress off and no Egress policy names this identity. The outbound listener is
+  closed, so apps get "connection refused" (curl exit 7), as osm-edge does.
+- ``permissive``: everything goes out (through ``gateway`` when set).
+- ``policy``: only what ``rules`` allow goes out; anything else is denied (HTTP 403
+  ``Access denied``, other protocols closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import jsonschema
+
+SCHEMA_ID = "egress-mesh.io/proxyconfig/v1"
+
+
+class Mode(StrEnum):
+    DISABLED = "disabled"
+    PERMISSIVE = "permissive"
+    POLICY = "policy"
+
+
+class Protocol(StrEnum):
+    HTTP = "http"
+    HTTPS = "https"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True)
+class Identity:
+    namespace: str
+    service_account: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.service_account}"
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        namespace, sep, sa = text.partition("/")
+        if not sep or not namespace or not sa:
+            raise ValueError(f"identity must be NAMESPACE/SERVICEACCOUNT, got {text!r}")
+        return cls(namespace, sa)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A host:port the sidecar connects to (the egress gateway)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One allowed destination set.
+
+    ``hosts`` are normalised (lower case, no trailing dot) and may be ``*.domain`` wildcards
+    (matching any name strictly below ``domain``). They apply to ``http`` (Host header) and
+    ``https`` (TLS SNI). ``cidrs`` apply to the destination address, for any protocol.
+    ``gateway`` is where allowed traffic of this rule goes (None: straight out).
+    ``egress`` names the Egress resource (``namespace/name``) the rule came from, for logs.
+    """
+
+    protocol: Protocol
+    port: int
+    hosts: tuple[str, ...] = ()
+    cidrs: tuple[str, ...] = ()
+    gateway: Endpoint | None = None
+    egress: str = ""
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Traffic never intercepted (mirrors MeshConfig's outbound exclusion lists)."""
+
+    ip_ranges: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    include_ip_ranges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    identity: Identity
+    mode: Mode
+    rules: tuple[Rule, ...] = ()
+    gateway: Endpoint | None = None
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    version: str = ""
+
+    def with_version(self) -> ProxyConfig:
+        """Return a copy whose ``version`` is the hash of its content."""
+        body = _to_dict(replace(self, version=""))
+        body.pop("version")
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return replace(self, version=digest[:16])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProxyConfig:
+        validate(data)
+        return cls(
+            identity=Identity(data["identity"]["namespace"], data["identity"]["serviceAccount"]),
+            mode=Mode(data["mode"]),
+            rules=tuple(
+                Rule(
+                    protocol=Protocol(r["protocol"]),
+                    port=r["port"],
+                    hosts=tuple(r.get("hosts", ())),
+                    cidrs=tuple(r.get("cidrs", ())),
+                    gateway=_endpoint(r.get("gateway")),
+                    egress=r.get("egress", ""),
+                )
+                for r in data.get("rules", ())
+            ),
+            gateway=_endpoint(data.get("gateway")),
+            exclusions=Exclusions(
+                ip_ranges=tuple(data.get("exclusions", {}).get("ipRanges", ())),
+                ports=tuple(data.get("exclusions", {}).get("ports", ())),
+                include_ip_ranges=tuple(data.get("exclusions", {}).get("includeIpRanges", ())),
+            ),
+            version=data.get("version", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ProxyConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def closed(identity: Identity) -> ProxyConfig:
+    """The fail-closed config a sidecar uses before it has ever received one."""
+    return ProxyConfig(identity=identity, mode=Mode.DISABLED).with_version()
+
+
+def _endpoint(data: dict[str, Any] | None) -> Endpoint | None:
+    return Endpoint(data["host"], data["port"]) if data else None
+
+
+def _to_dict(cfg: ProxyConfig) -> dict[str, Any]:
+    def endpoint(e: Endpoint | None) -> dict[str, Any] | None:
+        return asdict(e) if e else None
+
+    return {
+        "schema": SCHEMA_ID,
+        "version": cfg.version,
+        "identity": {"namespace": cfg.identity.namespace, "serviceAccount": cfg.identity.service_account},
+        "mode": cfg.mode.value,
+        "rules": [
+            {
+                "protocol": r.protocol.value,
+                "port": r.port,
+                "hosts": list(r.hosts),
+                "cidrs": list(r.cidrs),
+                "gateway": endpoint(r.gateway),
+                "egress": r.egress,
+            }
+            for r in cfg.rules
+        ],
+        "gateway": endpoint(cfg.gateway),
+        "exclusions": {
+            "ipRanges": list(cfg.exclusions.ip_ranges),
+            "ports": list(cfg.exclusions.ports),
+            "includeIpRanges": list(cfg.exclusions.include_ip_ranges),
+        },
+    }
+
+
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_ENDPOINT = {
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "required": ["host", "port"],
+            "additionalProperties": False,
+            "properties": {"host": {"type": "string", "minLength": 1}, "port": _PORT},
+        },
+    ]
+}
+_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+_HOST = {"type": "string", "pattern": rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$"}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID,
+    "type": "object",
+    "required": ["schema", "version", "identity", "mode"],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "version": {"type": "string"},
+        "identity": {
+            "type": "object",
+            "required": ["namespace", "serviceAccount"],
+            "additionalProperties": False,
+            "properties": {
+                "namespace": {"type": "string", "minLength": 1},
+                "serviceAccount": {"type": "string", "minLength": 1},
+            },
+        },
+        "mode": {"enum": [m.value for m in Mode]},
+        "rules": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["protocol", "port"],
+                "additionalProperties": False,
+                "properties": {
+                    "protocol": {"enum": [p.value for p in Protocol]},
+                    "port": _PORT,
+                    "hosts": {"type": "array", "items": _HOST},
+                    "cidrs": {"type": "array", "items": {"type": "string"}},
+                    "gateway": _ENDPOINT,
+                    "egress": {"type": "string"},
+                },
+            },
+        },
+        "gateway": _ENDPOINT,
+        "exclusions": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ipRanges": {"type": "array", "items": {"type": "string"}},
+                "ports": {"type": "array", "items": _PORT},
+                "includeIpRanges": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+class InvalidProxyConfig(ValueError):
+    pass
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Raise InvalidProxyConfig naming the field and the rule broken."""
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in e.absolute_path) or "(document)"
+        raise InvalidProxyConfig(f"ProxyConfig {where}: {e.message}")
+    for i, rule in enumerate(data.get("rules", ())):
+        for j, cidr in enumerate(rule.get("cidrs", ())):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise InvalidProxyConfig(f"ProxyConfig rules.{i}.cidrs.{j}: {exc}") from None
