@@ -12,6 +12,14 @@ Modes:
 - ``permissive``: everything goes out (through ``gateway`` when set).
 - ``policy``: only what ``rules`` allow goes out; anything else is denied (HTTP 403
   ``Access denied``, other protocols closed).
+
+Distribution (controller config server, plain HTTP, port ``CONFIG_PORT``)::
+
+    GET /v1/proxyconfig/{namespace}/{serviceAccount}?version=V&wait=S
+
+answers ``200`` with the JSON document (header ``ETag: "<version>"``) as soon as the current
+version differs from ``V`` (at once when ``V`` is absent or stale), or ``304 Not Modified`` when
+nothing changed within ``S`` seconds (long poll, default 30, at most 60).
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ from typing import Any
 import jsonschema
 
 SCHEMA_ID = "egress-mesh.io/proxyconfig/v1"
+CONFIG_PORT = 15128
+CONFIG_PATH = "/v1/proxyconfig/{namespace}/{service_account}"
+
+
+def config_url(base: str, identity: Identity) -> str:
+    """``base`` is ``http://host:port`` of the controller."""
+    path = CONFIG_PATH.format(namespace=identity.namespace, service_account=identity.service_account)
+    return base.rstrip("/") + path
 
 
 class Mode(StrEnum):

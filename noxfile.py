@@ -1,0 +1,57 @@
+"""Sessions: tests, e2e, lint, images, bench, demo. Extra arguments after `--` go to the tool."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+BACKENDS = ["docker", "k3s", "kind", "k3d", "k3s-container", "external"]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (integration ones need root and skip without it)."""
+    _install(session)
+    session.run("pytest", "-m", "not e2e", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def e2e(session: nox.Session, backend: str) -> None:
+    """The article's scenario matrix on a backend: `nox -s "e2e(backend='kind')" -- --k8s-version 1.31`."""
+    _install(session)
+    session.run("pytest", "tests/e2e", f"--backend={backend}", *session.posargs)
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """Build every image (base image included when it is missing)."""
+    _install(session)
+    session.run("python", "-m", "scenarios", "images", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Data-plane benchmark: direct vs sidecar vs sidecar+gateway, as ratios to direct."""
+    _install(session)
+    session.run("python", "-m", "benchmarks.dataplane", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The live walkthrough: `nox -s demo -- --pause --lang zh`."""
+    _install(session)
+    session.run("python", "-m", "scenarios", "demo", *session.posargs)
