@@ -35,6 +35,23 @@ class MeshOptions:
     extra_set: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class BackendOptions:
+    """Everything a backend constructor takes: ``SomeCluster(options)``."""
+
+    keep: bool = False
+    #: Kubernetes version for backends that create clusters (kind, k3d, k3s-container)
+    k8s_version: str | None = None
+    cluster_name: str = "egress-mesh"
+    kubeconfig: str | None = None
+    #: registry to push images to (external backend)
+    registry: str | None = None
+    #: "standins" (local stand-ins answer as httpbin.org / httpstat.us) or "internet" (the real ones)
+    external: str = "standins"
+    #: base image for image builds (None: the locally built Debian base)
+    base_image: str | None = None
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (binary missing, no Docker, no cluster); the message says why."""
 
@@ -103,6 +120,10 @@ class Cluster(ABC):
     @abstractmethod
     def logs(self, namespace: str, selector: str, container: str | None = None) -> OpResult:
         """Logs of the first pod matching ``selector``."""
+
+    @abstractmethod
+    def pod_ip(self, namespace: str, selector: str) -> str:
+        """IP address of the first pod matching ``selector`` (what the gateway logs as source_address)."""
 
     @abstractmethod
     def wait_ready(self, namespace: str, selector: str, timeout: float = 120.0) -> OpResult:
