@@ -1,0 +1,125 @@
+"""The summary matrix: mode x policy x destination, observed against the article."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+
+from scenarios.demo_model import DemoRun, Outcome, scenario_outcomes
+from scenarios.demo_text import MODES, POLICIES, pick, t
+
+DESTINATIONS = ("httpbin.org", "httpstat.us")
+Row = tuple[str, str | None]
+ROWS: tuple[Row, ...] = (
+    ("disabled", None),
+    ("passthrough", "permissive"),
+    ("passthrough", "policy"),
+    ("gateway", "permissive"),
+    ("gateway", "policy"),
+)
+
+#: DESIGN section 1, the behaviour the article pins
+ARTICLE: dict[Row, dict[str, Outcome]] = {
+    ("disabled", None): {"httpbin.org": Outcome(exit_code=7), "httpstat.us": Outcome(exit_code=7)},
+    ("passthrough", "permissive"): {"httpbin.org": Outcome(status=200), "httpstat.us": Outcome(status=200)},
+    ("passthrough", "policy"): {"httpbin.org": Outcome(status=200), "httpstat.us": Outcome(status=403)},
+    ("gateway", "permissive"): {
+        "httpbin.org": Outcome(status=200, logged=True),
+        "httpstat.us": Outcome(status=200, logged=True),
+    },
+    ("gateway", "policy"): {
+        "httpbin.org": Outcome(status=200, logged=True),
+        "httpstat.us": Outcome(status=403, logged=False),
+    },
+}
+
+
+@dataclass
+class Cell:
+    observed: Outcome | None
+    article: Outcome
+
+    @property
+    def ok(self) -> bool | None:
+        return None if self.observed is None else self.observed.matches(self.article)
+
+    def text(self, lang: str) -> str:
+        if self.observed is None:
+            return t("not_run", lang)
+        words = [self.observed.label()]
+        if self.observed.logged is True:
+            words.append(t("logged", lang))
+        elif self.observed.logged is False and self.observed.status is not None:
+            words.append(t("not_logged", lang))
+        text = ", ".join(words)
+        if self.ok:
+            return f"{text} ✓"
+        return f"{text} ✗ ({t('article', lang)}: {describe(self.article, lang)})"
+
+
+def describe(outcome: Outcome, lang: str) -> str:
+    words = [outcome.label()]
+    if outcome.logged is True:
+        words.append(t("logged", lang))
+    elif outcome.logged is False:
+        words.append(t("not_logged", lang))
+    return ", ".join(words)
+
+
+def build(run: DemoRun) -> dict[Row, dict[str, Cell]]:
+    observed: dict[Row, dict[str, Outcome]] = {}
+    for scenario in run.scenarios:
+        row = (scenario.mode, scenario.policy)
+        if row in ARTICLE and not scenario.skipped:
+            observed.setdefault(row, {}).update(scenario_outcomes(scenario))
+    return {
+        row: {dest: Cell(observed.get(row, {}).get(dest), ARTICLE[row][dest]) for dest in DESTINATIONS}
+        for row in ROWS
+    }
+
+
+def row_labels(row: Row, lang: str) -> tuple[str, str]:
+    mode, policy = row
+    if mode == "disabled":
+        return pick(MODES["disabled"], lang), "-"
+    return pick(MODES[mode], lang), pick(POLICIES[policy], lang) if policy else "-"
+
+
+def style_of(cell: Cell) -> str:
+    if cell.observed is None:
+        return "dim"
+    if not cell.ok:
+        return "bold red"
+    status = cell.observed.status
+    if status is not None and 200 <= status < 300:
+        return "green"
+    if status == 403:
+        return "yellow"
+    return "magenta"
+
+
+def to_table(run: DemoRun) -> Table:
+    lang = run.lang
+    table = Table(title=t("summary", lang), title_justify="left", show_lines=False)
+    table.add_column(t("mode", lang))
+    table.add_column(t("policy", lang))
+    for dest in DESTINATIONS:
+        table.add_column(dest)
+    for row, cells in build(run).items():
+        mode, policy = row_labels(row, lang)
+        table.add_row(
+            mode, policy, *(Text(cells[d].text(lang), style=style_of(cells[d])) for d in DESTINATIONS)
+        )
+    return table
+
+
+def to_markdown(run: DemoRun) -> str:
+    lang = run.lang
+    head = [t("mode", lang), t("policy", lang), *DESTINATIONS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, cells in build(run).items():
+        mode, policy = row_labels(row, lang)
+        lines.append("| " + " | ".join([mode, policy, *(cells[d].text(lang) for d in DESTINATIONS)]) + " |")
+    return "\n".join(lines) + "\n"

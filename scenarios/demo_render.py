@@ -1,0 +1,220 @@
+"""Live rendering of the walkthrough on a terminal (or a pipe, or a recording).
+
+Colour and animation only on a colour terminal; with ``NO_COLOR`` set or without a TTY the
+output has no ANSI escape codes at all: plain lines a log file or a screen reader can take.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from rich.console import Console
+from rich.highlighter import JSONHighlighter
+from rich.rule import Rule
+from rich.status import Status
+from rich.syntax import Syntax
+from rich.text import Text
+
+from scenarios import demo_matrix
+from scenarios.demo_model import GATEWAY_LOG_KINDS, STATUS_LINE, DemoRun, ScenarioView, StepView, json_records
+from scenarios.demo_text import MODES, POLICIES, pick, t
+
+
+def wants_plain(stream: IO[str]) -> bool:
+    return "NO_COLOR" in os.environ or not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def make_console(stream: IO[str] | None = None, plain: bool | None = None) -> Console:
+    stream = stream or sys.stdout
+    if plain is None:
+        plain = wants_plain(stream)
+    if plain:
+        width = int(os.environ.get("COLUMNS", "0") or 0) or 120
+        return Console(
+            file=stream, color_system=None, force_terminal=False, force_interactive=False, width=width
+        )
+    return Console(file=stream, force_terminal=True)
+
+
+def pretty_json(record: dict[str, Any]) -> str:
+    """A record as ``jq`` prints it: 2-space indent, keys in their order, non-ASCII kept."""
+    return json.dumps(record, indent=2, ensure_ascii=False)
+
+
+class LiveRenderer:
+    def __init__(
+        self,
+        console: Console,
+        lang: str = "en",
+        pause: bool = False,
+        stdin: IO[str] | None = None,
+    ) -> None:
+        self.console = console
+        self.lang = lang
+        self.pause = pause
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.animated = console.is_terminal and console.color_system is not None
+        self._mode: str | None = None
+        self._status: Status | None = None
+
+    # helpers ----------------------------------------------------------------------------------
+    def _t(self, key: str, **values: object) -> str:
+        return t(key, self.lang, **values)
+
+    def line(self, text: str | Text = "", style: str | None = None) -> None:
+        self.console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[Callable[[str], None]]:
+        """Show that ``what`` is in progress; the yielded callback reports finer progress."""
+        started = time.monotonic()
+        if self.animated:
+            status = self.console.status(Text(f"{what}…"), spinner="dots")
+            status.start()
+
+            def progress(message: str) -> None:
+                status.update(Text(f"{what}: {message}"))
+
+        else:
+            status = None
+            self.line(f"... {what}")
+
+            def progress(message: str) -> None:
+                self.line(f"    {message}")
+
+        try:
+            yield progress
+        except BaseException:
+            if status is not None:
+                status.stop()
+            self.line(f"✗ {what} ({time.monotonic() - started:.1f} s)", style="bold red")
+            raise
+        if status is not None:
+            status.stop()
+        self.line(f"✓ {what} ({time.monotonic() - started:.1f} s)", style="green")
+
+    # the run ------------------------------------------------------------------------------------
+    def banner(self, run: DemoRun) -> None:
+        self.console.print(Rule(Text(self._t("title"), style="bold"), style="cyan"))
+        self.line(f"{self._t('backend')}: {run.backend}", style="dim")
+
+    def scenario_started(self, scenario: ScenarioView) -> None:
+        mode, policy = scenario.mode, scenario.policy
+        if mode and mode != self._mode:
+            self.line()
+            self.console.print(
+                Rule(Text(pick(MODES[mode], self.lang), style="bold magenta"), style="magenta")
+            )
+        self._mode = mode
+        heading = pick(POLICIES[policy], self.lang) if policy else ""
+        title = pick(scenario.title, self.lang) or scenario.name
+        self.line()
+        self.line(Text.assemble(("## ", "bold"), (heading or title, "bold cyan")))
+        if heading and title != heading:
+            self.line(f"   {title} ({scenario.name})", style="dim")
+        if scenario.skipped:
+            self.line(f"   {self._t('skipped')}: {scenario.skipped}", style="yellow")
+
+    def step_started(self, step: StepView) -> None:
+        self.line()
+        narration = pick(step.narration, self.lang) or pick(step.title, self.lang)
+        if narration:
+            self.line(narration.strip(), style="italic")
+        if step.command:
+            self.line(Text.assemble(("$ ", "bold green"), (step.command, "bold")))
+        manifest = step.manifest
+        if manifest:
+            self.console.print(
+                Syntax(manifest.rstrip(), "yaml", theme="ansi_dark", background_color="default")
+            )
+        if self.pause and not self._wait_for_enter():
+            self.pause = False
+            self.line(self._t("stdin_closed"), style="dim")
+        if self.animated:
+            self._status = self.console.status(Text(f"{self._t('running')}: {step.kind}…"), spinner="dots")
+            self._status.start()
+
+    def _wait_for_enter(self) -> bool:
+        """Wait for Enter; False when stdin is closed (then the demo goes on without pauses)."""
+        self.console.print(Text(f"⏎ {self._t('press_enter')}", style="dim"), end="", markup=False)
+        self.console.file.flush()
+        line = self.stdin.readline()
+        if not (hasattr(self.stdin, "isatty") and self.stdin.isatty()):
+            self.line()
+        return line != ""
+
+    def step_finished(self, step: StepView) -> None:
+        self._stop_status()
+        if step.skipped:
+            self.line(f"↷ {self._t('skipped')}: {step.skipped}", style="yellow")
+            return
+        self.output(step)
+        mark = f"{self._t('passed')} ({step.duration:.1f} s)"
+        if step.failed:
+            self.line(f"✗ {self._t('failed')} ({step.duration:.1f} s)", style="bold red")
+            self.failure(step)
+        else:
+            self.line(f"✓ {mark}", style="green")
+
+    def output(self, step: StepView) -> None:
+        if step.kind in GATEWAY_LOG_KINDS:
+            records = json_records(step.stdout)
+            highlighter = JSONHighlighter()
+            for record in records:
+                text = Text(pretty_json(record))
+                if self.console.color_system is not None:
+                    highlighter.highlight(text)
+                self.line(text)
+            if not records and step.stdout.strip():
+                self.line(step.stdout.rstrip())
+        elif step.stdout.strip():
+            for raw in step.stdout.rstrip().splitlines():
+                line = raw.rstrip("\r")
+                match = STATUS_LINE.match(line.strip())
+                if match:
+                    code = int(match.group(1))
+                    self.line(line, style="bold green" if code < 400 else "bold yellow")
+                else:
+                    self.line(line)
+        if step.exit_code not in (None, 0):
+            self.line(f"command terminated with exit code {step.exit_code}", style="red")
+            if step.stderr.strip():
+                self.line(step.stderr.rstrip(), style="dim")
+
+    def failure(self, step: StepView) -> None:
+        if step.expected is not None:
+            self.line(f"  {self._t('expected')}: {compact(step.expected)}", style="red")
+        if step.actual is not None:
+            self.line(f"  {self._t('actual')}:   {compact(step.actual)}", style="red")
+        if step.stderr.strip() and step.exit_code in (None, 0):
+            self.line(step.stderr.rstrip(), style="dim")
+        for hint in step.hints:
+            self.line(f"  {self._t('look_further')}: {hint}", style="yellow")
+
+    def summary(self, run: DemoRun) -> None:
+        self._stop_status()
+        self.line()
+        self.console.print(demo_matrix.to_table(run))
+        failed = run.failed_steps
+        if failed:
+            self.line(self._t("some_failed", n=len(failed)), style="bold red")
+            for step in failed:
+                self.line(f"  ✗ {step.scenario} #{step.index} {step.kind}: {step.command}", style="red")
+        else:
+            self.line(self._t("all_passed"), style="bold green")
+
+
+def compact(value: Any, limit: int = 400) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

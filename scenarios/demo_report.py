@@ -1,0 +1,94 @@
+"""The demo run as a Markdown file a person can share: commands, outputs, the summary matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scenarios import demo_matrix
+from scenarios.demo_model import GATEWAY_LOG_KINDS, DemoRun, StepView, json_records
+from scenarios.demo_render import compact, pretty_json
+from scenarios.demo_text import MODES, POLICIES, pick, t
+
+
+def fence(body: str, info: str = "") -> str:
+    """A fenced block long enough that the body's own backticks cannot close it."""
+    ticks = "```"
+    while ticks in body:
+        ticks += "`"
+    return f"{ticks}{info}\n{body.rstrip()}\n{ticks}\n"
+
+
+def step_output(step: StepView) -> str:
+    if step.kind in GATEWAY_LOG_KINDS and (records := json_records(step.stdout)):
+        return fence("\n".join(pretty_json(r) for r in records), "json")
+    text = step.stdout.rstrip().replace("\r", "")
+    if step.exit_code not in (None, 0):
+        text += f"\ncommand terminated with exit code {step.exit_code}"
+        if step.stderr.strip():
+            text += "\n" + step.stderr.rstrip()
+    return fence(text.strip("\n")) if text.strip() else ""
+
+
+def step_markdown(step: StepView, lang: str) -> str:
+    parts = []
+    narration = pick(step.narration, lang) or pick(step.title, lang)
+    if narration:
+        parts.append(narration.strip() + "\n")
+    if step.command:
+        command = step.command
+        if step.manifest:
+            command += " <<EOF\n" + step.manifest.rstrip() + "\nEOF"
+        parts.append(fence(command, "sh"))
+    if step.skipped:
+        parts.append(f"*{t('skipped', lang)}: {step.skipped}*\n")
+        return "\n".join(parts)
+    output = step_output(step)
+    if output:
+        parts.append(output)
+    if step.failed:
+        lines = [f"**✗ {t('failed', lang)}** ({step.duration:.1f} s)"]
+        if step.expected is not None:
+            lines.append(f"- {t('expected', lang)}: `{compact(step.expected)}`")
+        if step.actual is not None:
+            lines.append(f"- {t('actual', lang)}: `{compact(step.actual)}`")
+        lines += [f"- {t('look_further', lang)}: `{hint}`" for hint in step.hints]
+        parts.append("\n".join(lines) + "\n")
+    else:
+        parts.append(f"✓ {t('passed', lang)} ({step.duration:.1f} s)\n")
+    return "\n".join(parts)
+
+
+def to_markdown(run: DemoRun) -> str:
+    lang = run.lang
+    out = [f"# {t('title', lang)}\n"]
+    when = run.started.strftime("%Y-%m-%d %H:%M:%S UTC") if run.started else ""
+    out.append(f"{t('backend', lang)}: `{run.backend}`" + (f" · {when}" if when else "") + "\n")
+    out.append(f"## {t('summary', lang)}\n")
+    out.append(demo_matrix.to_markdown(run))
+    failed = run.failed_steps
+    out.append((t("some_failed", lang, n=len(failed)) if failed else t("all_passed", lang)) + "\n")
+    for step in run.preparation:
+        out.append(f"### {pick(step.title, lang) or step.kind}\n")
+        out.append(step_markdown(step, lang))
+    mode = None
+    for scenario in run.scenarios:
+        if scenario.mode and scenario.mode != mode:
+            out.append(f"## {pick(MODES[scenario.mode], lang)}\n")
+            mode = scenario.mode
+        title = pick(scenario.title, lang) or scenario.name
+        heading = pick(POLICIES[scenario.policy], lang) if scenario.policy else title
+        out.append(f"### {heading}\n")
+        if heading != title:
+            out.append(f"*{title}* (`{scenario.name}`)\n")
+        if scenario.skipped:
+            out.append(f"*{t('skipped', lang)}: {scenario.skipped}*\n")
+        for step in scenario.steps:
+            out.append(step_markdown(step, lang))
+    return "\n".join(out)
+
+
+def write(run: DemoRun, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_markdown(run), encoding="utf-8")
+    return path
