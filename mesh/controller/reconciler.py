@@ -1,0 +1,330 @@
+"""Resources in, one ProxyConfig per identity out.
+
+Two steps:
+
+- ``Reconciler.admit(objects)`` validates the raw objects a source delivers and keeps, per
+  object (kind, namespace, name), the last version that was valid. An invalid object changes
+  nothing: if an earlier version of it was valid, that version stays in force; otherwise it is
+  ignored. Either way its error is recorded in the resulting ``Snapshot``.
+- ``compile_config(snapshot, identity)`` is pure and deterministic: the same snapshot gives the
+  same ProxyConfig (and version) whatever the order the objects arrived in.
+
+Compilation rules (see docs/controller.md):
+
+- MeshConfig is ``osm-mesh-config`` in the mesh namespace (defaults when absent: egress off,
+  egress policy on, no exclusions).
+- mode: ``permissive`` when ``spec.traffic.enableEgress`` is true; otherwise ``policy`` when at
+  least one Egress names the identity as a source and ``featureFlags.enableEgressPolicy`` is on;
+  otherwise ``disabled``.
+- rules: one per (Egress naming the identity, port). ``http``/``https`` rules carry the Egress's
+  hosts (lower case, trailing dot removed) and its ``ipAddresses`` as cidrs; ``tcp`` rules carry
+  only the cidrs (no cidrs: any address on that port). Rules are kept in permissive mode too,
+  so per-rule gateways apply there as well.
+- gateway: the global EgressGateway's backend as
+  ``<service>.<namespace>.svc.<cluster-domain>:<port>`` (port 1080 if the Service has it or is
+  unknown, else the Service's first port; several backends: highest weight, then first listed).
+  An Egress named in an EgressGateway's ``spec.rules[].egressPolicies`` gets that rule's
+  gateway; every other rule gets the global gateway, so ``rule.gateway`` is always explicit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh.api.proxyconfig import Endpoint, Exclusions, Identity, Mode, Protocol, ProxyConfig, Rule
+from mesh.api.resources import (
+    DEFAULT_MESH_NAMESPACE,
+    DEFAULT_MESHCONFIG_NAME,
+    Egress,
+    EgressGateway,
+    GatewayBackend,
+    MeshConfig,
+    Namespace,
+    Service,
+)
+
+GATEWAY_PORT = 1080
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+ObjectKey = tuple[str, str, str]  # kind, namespace, name
+
+
+def object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The admitted (valid) state of the mesh at one moment."""
+
+    mesh_config: MeshConfig = field(default_factory=MeshConfig)
+    egresses: tuple[Egress, ...] = ()
+    gateways: tuple[EgressGateway, ...] = ()
+    services: tuple[Service, ...] = ()
+    namespaces: tuple[Namespace, ...] = ()
+    identities: tuple[Identity, ...] = ()
+    errors: tuple[str, ...] = ()
+    counts: tuple[tuple[str, int], ...] = ()
+    version: str = ""
+
+    def namespace(self, name: str) -> Namespace | None:
+        return next((ns for ns in self.namespaces if ns.name == name), None)
+
+
+class Reconciler:
+    """Admits source states into snapshots, remembering the last valid version of each object."""
+
+    def __init__(
+        self,
+        mesh_namespace: str = DEFAULT_MESH_NAMESPACE,
+        meshconfig_name: str = DEFAULT_MESHCONFIG_NAME,
+    ) -> None:
+        self.mesh_namespace = mesh_namespace
+        self.meshconfig_name = meshconfig_name
+        self._last_good: dict[ObjectKey, dict[str, Any]] = {}
+
+    def admit(self, objects: Iterable[dict[str, Any]], source_errors: Iterable[str] = ()) -> Snapshot:
+        objects = sorted(objects, key=object_key)
+        valid, errors = validate_objects(objects)
+        present = {object_key(o) for o in objects}
+        valid_keys = {object_key(o) for o in valid}
+        kept: dict[ObjectKey, dict[str, Any]] = {}
+        for key in sorted(present):
+            if key in valid_keys:
+                continue
+            if key in self._last_good:
+                kept[key] = self._last_good[key]
+                errors.append(f"{key[0]} {_name(key)}: invalid, keeping its last valid version")
+        self._last_good = {object_key(o): o for o in valid} | kept
+        return build_snapshot(
+            self._last_good.values(),
+            mesh_namespace=self.mesh_namespace,
+            meshconfig_name=self.meshconfig_name,
+            errors=[*source_errors, *errors],
+        )
+
+
+def build_snapshot(
+    objects: Iterable[Mapping[str, Any]],
+    mesh_namespace: str = DEFAULT_MESH_NAMESPACE,
+    meshconfig_name: str = DEFAULT_MESHCONFIG_NAME,
+    errors: Iterable[str] = (),
+) -> Snapshot:
+    """Typed snapshot of already-valid objects (order irrelevant)."""
+    objects = sorted(objects, key=object_key)
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for obj in objects:
+        by_kind.setdefault(str(obj.get("kind", "")), []).append(obj)
+
+    mesh_config = MeshConfig(namespace=mesh_namespace, name=meshconfig_name)
+    for obj in by_kind.get("MeshConfig", ()):
+        if object_key(obj)[1:] == (mesh_namespace, meshconfig_name):
+            mesh_config = MeshConfig.from_object(dict(obj))
+
+    egresses = tuple(Egress.from_object(dict(o)) for o in by_kind.get("Egress", ()))
+    identities: set[Identity] = set()
+    for egress in egresses:
+        identities.update(Identity(s.namespace, s.name) for s in egress.sources if s.kind == "ServiceAccount")
+    for obj in by_kind.get("ServiceAccount", ()):
+        identities.add(Identity(object_key(obj)[1] or "default", object_key(obj)[2]))
+    for kind in ("Pod", *WORKLOAD_KINDS):
+        for obj in by_kind.get(kind, ()):
+            spec = _pod_spec(obj)
+            if spec is not None:
+                sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+                identities.add(Identity(object_key(obj)[1] or "default", sa))
+
+    relevant = [o for o in objects if o.get("kind") in ("MeshConfig", "Egress", "EgressGateway", "Service")]
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    return Snapshot(
+        mesh_config=mesh_config,
+        egresses=egresses,
+        gateways=tuple(EgressGateway.from_object(dict(o)) for o in by_kind.get("EgressGateway", ())),
+        services=tuple(Service.from_object(dict(o)) for o in by_kind.get("Service", ())),
+        namespaces=tuple(Namespace.from_object(dict(o)) for o in by_kind.get("Namespace", ())),
+        identities=tuple(sorted(identities, key=str)),
+        errors=tuple(errors),
+        counts=tuple(sorted((kind, len(objs)) for kind, objs in by_kind.items())),
+        version=digest[:16],
+    )
+
+
+def compile_config(
+    snapshot: Snapshot, identity: Identity, cluster_domain: str = "cluster.local"
+) -> ProxyConfig:
+    mc = snapshot.mesh_config
+    exclusions = Exclusions(
+        ip_ranges=mc.outbound_ip_range_exclusions,
+        ports=mc.outbound_port_exclusions,
+        include_ip_ranges=mc.outbound_ip_range_inclusions,
+    )
+    egresses = [e for e in snapshot.egresses if _names(e, identity)] if mc.enable_egress_policy else []
+    if mc.enable_egress:
+        mode = Mode.PERMISSIVE
+    elif egresses:
+        mode = Mode.POLICY
+    else:
+        return ProxyConfig(identity=identity, mode=Mode.DISABLED, exclusions=exclusions).with_version()
+
+    global_gateway = _global_gateway(snapshot, cluster_domain)
+    per_egress = _rule_gateways(snapshot, cluster_domain)
+    rules: list[Rule] = []
+    for egress in egresses:
+        ref = f"{egress.namespace}/{egress.name}"
+        gateway = per_egress.get((egress.namespace, egress.name), global_gateway)
+        hosts = tuple(sorted({normalise_host(h) for h in egress.hosts}))
+        cidrs = tuple(sorted(set(egress.ip_addresses)))
+        for port in egress.ports:
+            protocol = Protocol(port.protocol)
+            rules.append(
+                Rule(
+                    protocol=protocol,
+                    port=port.number,
+                    hosts=() if protocol is Protocol.TCP else hosts,
+                    cidrs=cidrs,
+                    gateway=gateway,
+                    egress=ref,
+                )
+            )
+    rules.sort(key=lambda r: (r.port, r.protocol.value, r.egress, r.hosts, r.cidrs))
+    return ProxyConfig(
+        identity=identity,
+        mode=mode,
+        rules=tuple(dict.fromkeys(rules)),
+        gateway=global_gateway,
+        exclusions=exclusions,
+    ).with_version()
+
+
+def compile_all(snapshot: Snapshot, cluster_domain: str = "cluster.local") -> dict[Identity, ProxyConfig]:
+    return {identity: compile_config(snapshot, identity, cluster_domain) for identity in snapshot.identities}
+
+
+def normalise_host(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def _names(egress: Egress, identity: Identity) -> bool:
+    return any(
+        (s.kind, s.namespace, s.name) == ("ServiceAccount", identity.namespace, identity.service_account)
+        for s in egress.sources
+    )
+
+
+def _global_gateway(snapshot: Snapshot, cluster_domain: str) -> Endpoint | None:
+    for gateway in sorted(snapshot.gateways, key=lambda g: (g.namespace, g.name)):
+        if gateway.global_:
+            return _endpoint(snapshot, gateway.global_, cluster_domain)
+    return None
+
+
+def _rule_gateways(snapshot: Snapshot, cluster_domain: str) -> dict[tuple[str, str], Endpoint]:
+    found: dict[tuple[str, str], Endpoint] = {}
+    for gateway in sorted(snapshot.gateways, key=lambda g: (g.namespace, g.name)):
+        for rule in gateway.rules:
+            endpoint = _endpoint(snapshot, rule.egress_gateways, cluster_domain)
+            if endpoint is None:
+                continue
+            for policy in rule.egress_policies:
+                found.setdefault(policy, endpoint)
+    return found
+
+
+def _endpoint(
+    snapshot: Snapshot, backends: tuple[GatewayBackend, ...], cluster_domain: str
+) -> Endpoint | None:
+    if not backends:
+        return None
+    best = max(enumerate(backends), key=lambda ib: (ib[1].weight or 0, -ib[0]))[1]
+    service = next(
+        (s for s in snapshot.services if (s.namespace, s.name) == (best.namespace, best.service)), None
+    )
+    port = GATEWAY_PORT
+    if service and service.ports and GATEWAY_PORT not in {p.port for p in service.ports}:
+        port = service.ports[0].port
+    return Endpoint(f"{best.service}.{best.namespace}.svc.{cluster_domain}", port)
+
+
+def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if obj.get("kind") == "Pod":
+        return obj.get("spec") or {}
+    template = (obj.get("spec") or {}).get("template")
+    return (template or {}).get("spec") if isinstance(template, Mapping) else None
+
+
+def _name(key: ObjectKey) -> str:
+    return f"{key[1]}/{key[2]}" if key[1] else key[2]
+
+
+def validate_objects(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The valid objects and one message per invalid one (object, field, rule).
+
+    Uses ``mesh.api.validation`` when it is available; until then a minimal built-in check of
+    the rules the compiler relies on.
+    """
+    try:
+        from mesh.api import validation
+    except ImportError:
+        return _minimal_validation(objects)
+    return validation.validate_objects(objects)
+
+
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _minimal_validation(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    valid: list[dict[str, Any]] = []
+    errors: list[str] = []
+    global_seen: ObjectKey | None = None
+    for obj in objects:
+        key = object_key(obj)
+        problems = _egress_problems(obj) if key[0] == "Egress" else []
+        if key[0] == "EgressGateway" and (obj.get("spec") or {}).get("global"):
+            if global_seen:
+                problems.append(
+                    f"spec.global: only one global EgressGateway allowed, {_name(global_seen)} has it"
+                )
+            else:
+                global_seen = key
+        if not key[2]:
+            problems.append("metadata.name: required")
+        if problems:
+            errors.extend(f"{key[0]} {_name(key)}: {p}" for p in problems)
+        else:
+            valid.append(obj)
+    return valid, errors
+
+
+def _egress_problems(obj: Mapping[str, Any]) -> list[str]:
+    spec = obj.get("spec") or {}
+    problems: list[str] = []
+    for fld in ("sources", "ports"):
+        if not isinstance(spec.get(fld), list) or not spec[fld]:
+            problems.append(f"spec.{fld}: required, a non-empty list")
+    for i, src in enumerate(spec.get("sources") or ()):
+        if not isinstance(src, Mapping) or src.get("kind") != "ServiceAccount" or not src.get("name"):
+            problems.append(f"spec.sources[{i}]: must be kind ServiceAccount with name and namespace")
+        elif not src.get("namespace"):
+            problems.append(f"spec.sources[{i}].namespace: required")
+    for i, port in enumerate(spec.get("ports") or ()):
+        number = port.get("number") if isinstance(port, Mapping) else None
+        if not isinstance(number, int) or not 1 <= number <= 65535:
+            problems.append(f"spec.ports[{i}].number: must be an integer 1-65535")
+        if not isinstance(port, Mapping) or port.get("protocol") not in ("http", "https", "tcp"):
+            problems.append(f"spec.ports[{i}].protocol: must be one of http, https, tcp")
+    for i, host in enumerate(spec.get("hosts") or ()):
+        if not isinstance(host, str) or not _HOST.match(normalise_host(host)):
+            problems.append(f"spec.hosts[{i}]: {host!r} is not a host name or *.domain wildcard")
+    for i, cidr in enumerate(spec.get("ipAddresses") or ()):
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            problems.append(f"spec.ipAddresses[{i}]: {cidr!r} is not a CIDR")
+    return problems
