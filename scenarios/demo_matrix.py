@@ -123,3 +123,8 @@ def to_markdown(run: DemoRun) -> str:
         mode, policy = row_labels(row, lang)
         lines.append("| " + " | ".join([mode, policy, *(cells[d].text(lang) for d in DESTINATIONS)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def mismatches(run: DemoRun) -> list[tuple[Row, str, Cell]]:
+    """Cells whose observed result differs from the article (cells not run are not counted)."""
+    return [(row, d, c) for row, cells in build(run).items() for d, c in cells.items() if c.ok is False]

@@ -207,11 +207,14 @@ class LiveRenderer:
         self.line()
         self.console.print(demo_matrix.to_table(run))
         failed = run.failed_steps
+        differ = demo_matrix.mismatches(run)
         if failed:
             self.line(self._t("some_failed", n=len(failed)), style="bold red")
             for step in failed:
                 self.line(f"  ✗ {step.scenario} #{step.index} {step.kind}: {step.command}", style="red")
-        else:
+        if differ:
+            self.line(self._t("differ", n=len(differ)), style="bold red")
+        if not failed and not differ:
             self.line(self._t("all_passed"), style="bold green")
 
 

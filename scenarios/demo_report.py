@@ -66,7 +66,13 @@ def to_markdown(run: DemoRun) -> str:
     out.append(f"## {t('summary', lang)}\n")
     out.append(demo_matrix.to_markdown(run))
     failed = run.failed_steps
-    out.append((t("some_failed", lang, n=len(failed)) if failed else t("all_passed", lang)) + "\n")
+    differ = demo_matrix.mismatches(run)
+    if failed:
+        out.append(t("some_failed", lang, n=len(failed)) + "\n")
+    if differ:
+        out.append(t("differ", lang, n=len(differ)) + "\n")
+    if not failed and not differ:
+        out.append(t("all_passed", lang) + "\n")
     for step in run.preparation:
         out.append(f"### {pick(step.title, lang) or step.kind}\n")
         out.append(step_markdown(step, lang))
