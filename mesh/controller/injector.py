@@ -1,0 +1,271 @@
+"""Sidecar injection: plain Kubernetes objects in, plain Kubernetes objects out.
+
+The same pure functions serve the admission webhook, ``meshctl inject`` and the Docker
+backend. An injected pod gets:
+
+- init container ``osm-init`` (``init_image``, root with NET_ADMIN) running
+  ``mesh-proxy init --proxy-uid 1500 --proxy-port 15001 [--exclude-ip-ranges ...]
+  [--exclude-ports ...] [--include-ip-ranges ...]``; exclusions are MeshConfig's
+  (``settings.exclusions``) plus the pod's annotations;
+- container ``sidecar`` (``proxy_image``, UID/GID 1500) running
+  ``mesh-proxy run --controller URL`` with POD_NAMESPACE, POD_NAME, POD_IP and
+  POD_SERVICE_ACCOUNT from the downward API;
+- annotation ``openservicemesh.io/sidecar-injected: "true"``.
+
+Pods already injected, or opted out with ``openservicemesh.io/sidecar-injection: disabled`` on
+the pod or its namespace, are returned unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh.api.proxyconfig import CONFIG_PORT, Exclusions
+from mesh.api.resources import (
+    DEFAULT_MESH_NAME,
+    DEFAULT_MESH_NAMESPACE,
+    INJECTION_ANNOTATION,
+    MONITORED_BY_LABEL,
+    Namespace,
+)
+
+INJECTED_ANNOTATION = "openservicemesh.io/sidecar-injected"
+EXCLUDE_IPS_ANNOTATION = "openservicemesh.io/outbound-ip-range-exclusion-list"
+EXCLUDE_PORTS_ANNOTATION = "openservicemesh.io/outbound-port-exclusion-list"
+INCLUDE_IPS_ANNOTATION = "openservicemesh.io/outbound-ip-range-inclusion-list"
+INIT_CONTAINER = "osm-init"
+SIDECAR_CONTAINER = "sidecar"
+DISABLED_VALUES = ("disabled", "false", "no", "off")
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+class InjectionError(ValueError):
+    """The pod asks for something impossible (e.g. a bad exclusion annotation)."""
+
+
+def default_controller_url(mesh_namespace: str = DEFAULT_MESH_NAMESPACE) -> str:
+    return f"http://osm-controller.{mesh_namespace}.svc.cluster.local:{CONFIG_PORT}"
+
+
+@dataclass(frozen=True)
+class InjectionSettings:
+    proxy_image: str = "egress-mesh/proxy:latest"
+    init_image: str = "egress-mesh/proxy:latest"
+    controller_url: str = field(default_factory=default_controller_url)
+    mesh_name: str = DEFAULT_MESH_NAME
+    proxy_uid: int = 1500
+    proxy_port: int = 15001
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    image_pull_policy: str = "IfNotPresent"
+
+
+def injection_skip_reason(pod: Mapping[str, Any], namespace: Namespace | None = None) -> str | None:
+    """Why this pod is left alone, or None if it should be injected."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if str(annotations.get(INJECTED_ANNOTATION, "")).lower() == "true":
+        return "already injected"
+    names = {c.get("name") for c in (pod.get("spec") or {}).get("containers") or ()}
+    if SIDECAR_CONTAINER in names:
+        return "already has a sidecar container"
+    if str(annotations.get(INJECTION_ANNOTATION, "")).lower() in DISABLED_VALUES:
+        return f"pod annotated {INJECTION_ANNOTATION}: disabled"
+    if namespace and str(namespace.annotations.get(INJECTION_ANNOTATION, "")).lower() in DISABLED_VALUES:
+        return f"namespace {namespace.name} annotated {INJECTION_ANNOTATION}: disabled"
+    return None
+
+
+def inject_pod(
+    pod: Mapping[str, Any], settings: InjectionSettings, namespace: Namespace | None = None
+) -> dict[str, Any]:
+    """A copy of ``pod`` with the init container, sidecar and annotation added (or unchanged)."""
+    result = copy.deepcopy(dict(pod))
+    if injection_skip_reason(pod, namespace):
+        return result
+    meta = result.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    exclusions = effective_exclusions(settings.exclusions, annotations)
+    spec = result.setdefault("spec", {})
+    spec["initContainers"] = [*(spec.get("initContainers") or []), init_container(settings, exclusions)]
+    spec["containers"] = [*(spec.get("containers") or []), sidecar_container(settings)]
+    meta["annotations"] = {**annotations, INJECTED_ANNOTATION: "true"}
+    return result
+
+
+def inject_workload(
+    obj: Mapping[str, Any], settings: InjectionSettings, namespace: Namespace | None = None
+) -> dict[str, Any]:
+    """Inject a Pod, or the pod template of a Deployment/StatefulSet/DaemonSet/ReplicaSet/Job/CronJob.
+
+    Other kinds (Services, ServiceAccounts, ...) come back unchanged.
+    """
+    result = copy.deepcopy(dict(obj))
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return inject_pod(obj, settings, namespace)
+    spec = result.get("spec") or {}
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    elif kind not in POD_TEMPLATE_KINDS:
+        return result
+    if isinstance(spec.get("template"), Mapping):
+        spec["template"] = inject_pod(spec["template"], settings, namespace)
+    return result
+
+
+def effective_exclusions(mesh: Exclusions, annotations: Mapping[str, Any]) -> Exclusions:
+    """MeshConfig exclusions plus the pod's annotations (order kept, duplicates dropped)."""
+    ips = _cidrs(annotations, EXCLUDE_IPS_ANNOTATION)
+    ports = _ports(annotations, EXCLUDE_PORTS_ANNOTATION)
+    includes = _cidrs(annotations, INCLUDE_IPS_ANNOTATION)
+    return Exclusions(
+        ip_ranges=tuple(dict.fromkeys([*mesh.ip_ranges, *ips])),
+        ports=tuple(dict.fromkeys([*mesh.ports, *ports])),
+        include_ip_ranges=tuple(dict.fromkeys([*mesh.include_ip_ranges, *includes])),
+    )
+
+
+def init_container(settings: InjectionSettings, exclusions: Exclusions) -> dict[str, Any]:
+    command = [
+        "mesh-proxy",
+        "init",
+        "--proxy-uid",
+        str(settings.proxy_uid),
+        "--proxy-port",
+        str(settings.proxy_port),
+    ]
+    for flag, values in (
+        ("--exclude-ip-ranges", exclusions.ip_ranges),
+        ("--exclude-ports", exclusions.ports),
+        ("--include-ip-ranges", exclusions.include_ip_ranges),
+    ):
+        if values:
+            command += [flag, ",".join(str(v) for v in values)]
+    return {
+        "name": INIT_CONTAINER,
+        "image": settings.init_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": command,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": False,
+            "capabilities": {"add": ["NET_ADMIN"]},
+        },
+    }
+
+
+def sidecar_container(settings: InjectionSettings) -> dict[str, Any]:
+    def field_env(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    return {
+        "name": SIDECAR_CONTAINER,
+        "image": settings.proxy_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [
+            "mesh-proxy",
+            "run",
+            "--controller",
+            settings.controller_url,
+            "--port",
+            str(settings.proxy_port),
+        ],
+        "env": [
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_IP", "status.podIP"),
+            field_env("POD_SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        ],
+        "securityContext": {
+            "runAsUser": settings.proxy_uid,
+            "runAsGroup": settings.proxy_uid,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+        },
+    }
+
+
+def is_monitored(namespace: Namespace | None, mesh_name: str) -> bool:
+    return namespace is not None and namespace.labels.get(MONITORED_BY_LABEL) == mesh_name
+
+
+def admission_review(
+    review: Mapping[str, Any], settings: InjectionSettings, namespace: Namespace | None = None
+) -> dict[str, Any]:
+    """Answer an AdmissionReview v1 for a pod creation.
+
+    ``namespace`` is the pod's Namespace as the controller knows it; pods in namespaces not
+    monitored by ``settings.mesh_name`` (or unknown) are allowed without a patch.
+    """
+    request = review.get("request") or {}
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
+    answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+    pod = request.get("object")
+    if request.get("kind", {}).get("kind", "Pod") != "Pod" or not isinstance(pod, Mapping):
+        return answer
+    if not is_monitored(namespace, settings.mesh_name):
+        return answer
+    try:
+        injected = inject_pod(pod, settings, namespace)
+    except InjectionError as exc:
+        response.update(allowed=False, status={"code": 400, "message": str(exc)})
+        return answer
+    patch = json_patch(pod, injected)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return answer
+
+
+def json_patch(original: Mapping[str, Any], injected: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """RFC 6902 operations turning ``original`` into ``injected`` (for what inject_pod changes)."""
+    ops: list[dict[str, Any]] = []
+    spec, new_spec = original.get("spec") or {}, injected.get("spec") or {}
+    for fld in ("initContainers", "containers"):
+        old, new = spec.get(fld) or [], new_spec.get(fld) or []
+        if old == new:
+            continue
+        if fld not in spec:
+            ops.append({"op": "add", "path": f"/spec/{fld}", "value": new})
+        else:
+            ops += [{"op": "add", "path": f"/spec/{fld}/-", "value": c} for c in new[len(old) :]]
+    meta, new_meta = original.get("metadata") or {}, injected.get("metadata") or {}
+    old_ann, new_ann = meta.get("annotations"), new_meta.get("annotations") or {}
+    if ops and "metadata" not in original:
+        ops.append({"op": "add", "path": "/metadata", "value": {"annotations": new_ann}})
+    elif ops and old_ann is None:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": new_ann})
+    elif ops:
+        for key in sorted(set(new_ann) - set(old_ann)):
+            path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+            ops.append({"op": "add", "path": path, "value": new_ann[key]})
+    return ops
+
+
+def _split(annotations: Mapping[str, Any], key: str) -> list[str]:
+    return [v.strip() for v in str(annotations.get(key) or "").split(",") if v.strip()]
+
+
+def _cidrs(annotations: Mapping[str, Any], key: str) -> list[str]:
+    values = _split(annotations, key)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise InjectionError(f"annotation {key}: {value!r} is not an IP range (CIDR)") from None
+    return values
+
+
+def _ports(annotations: Mapping[str, Any], key: str) -> list[int]:
+    ports = []
+    for value in _split(annotations, key):
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise InjectionError(f"annotation {key}: {value!r} is not a port number 1-65535")
+        ports.append(int(value))
+    return ports

@@ -1,0 +1,219 @@
+"""Sidecar injection: the pod a user gets back."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+
+import jsonpatch
+import pytest
+import yaml
+
+from mesh.api.proxyconfig import Exclusions
+from mesh.api.resources import Namespace
+from mesh.controller.injector import (
+    InjectionError,
+    InjectionSettings,
+    admission_review,
+    inject_pod,
+    inject_workload,
+)
+
+SETTINGS = InjectionSettings(
+    proxy_image="egress-mesh/proxy:abc",
+    init_image="egress-mesh/proxy:abc",
+    controller_url="http://osm-controller.osm-system.svc.cluster.local:15128",
+    mesh_name="osm",
+    exclusions=Exclusions(ip_ranges=("10.96.0.0/12",), ports=(6379,)),
+)
+MONITORED = Namespace("curl", labels={"openservicemesh.io/monitored-by": "osm"})
+
+CURL_DEPLOYMENT = yaml.safe_load("""
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: curl
+  namespace: curl
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: curl
+  template:
+    metadata:
+      labels:
+        app: curl
+    spec:
+      serviceAccountName: curl
+      containers:
+      - image: egress-mesh/curl
+        imagePullPolicy: IfNotPresent
+        name: curl
+        command: ["/bin/sleep", "infinity"]
+""")
+
+
+def curl_pod(**annotations) -> dict:
+    template = copy.deepcopy(CURL_DEPLOYMENT["spec"]["template"])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]}
+    pod["metadata"].update(name="curl-7d9f", namespace="curl")
+    if annotations:
+        pod["metadata"]["annotations"] = annotations
+    return pod
+
+
+def containers(pod: dict, kind: str = "containers") -> dict[str, dict]:
+    return {c["name"]: c for c in pod["spec"].get(kind, [])}
+
+
+def test_injected_pod_has_init_sidecar_and_annotation():
+    pod = inject_pod(curl_pod(), SETTINGS)
+    init = containers(pod, "initContainers")["osm-init"]
+    assert init["image"] == "egress-mesh/proxy:abc"
+    assert init["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert init["securityContext"]["runAsUser"] == 0
+    assert init["command"] == [
+        "mesh-proxy",
+        "init",
+        "--proxy-uid",
+        "1500",
+        "--proxy-port",
+        "15001",
+        "--exclude-ip-ranges",
+        "10.96.0.0/12",
+        "--exclude-ports",
+        "6379",
+    ]
+    sidecar = containers(pod)["sidecar"]
+    assert sidecar["command"][:4] == ["mesh-proxy", "run", "--controller", SETTINGS.controller_url]
+    assert sidecar["securityContext"]["runAsUser"] == 1500
+    assert sidecar["securityContext"]["runAsGroup"] == 1500
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in sidecar["env"]}
+    assert env == {
+        "POD_NAMESPACE": "metadata.namespace",
+        "POD_NAME": "metadata.name",
+        "POD_IP": "status.podIP",
+        "POD_SERVICE_ACCOUNT": "spec.serviceAccountName",
+    }
+    assert list(containers(pod)) == ["curl", "sidecar"]
+    assert pod["metadata"]["annotations"]["openservicemesh.io/sidecar-injected"] == "true"
+
+
+def test_injection_is_idempotent_and_does_not_touch_the_input():
+    original = curl_pod()
+    pristine = copy.deepcopy(original)
+    once = inject_pod(original, SETTINGS)
+    assert original == pristine
+    assert inject_pod(once, SETTINGS) == once
+
+
+@pytest.mark.parametrize("value", ["disabled", "false"])
+def test_opted_out_pod_is_unchanged(value):
+    pod = curl_pod(**{"openservicemesh.io/sidecar-injection": value})
+    assert inject_pod(pod, SETTINGS) == pod
+
+
+def test_pod_in_opted_out_namespace_is_unchanged():
+    ns = Namespace("egress-gateway", annotations={"openservicemesh.io/sidecar-injection": "disabled"})
+    assert inject_pod(curl_pod(), SETTINGS, ns) == curl_pod()
+
+
+def test_pod_annotations_add_exclusions():
+    pod = curl_pod(
+        **{
+            "openservicemesh.io/outbound-ip-range-exclusion-list": "192.168.0.0/16, 10.96.0.0/12",
+            "openservicemesh.io/outbound-port-exclusion-list": "5432,6379",
+            "openservicemesh.io/outbound-ip-range-inclusion-list": "10.0.0.0/8",
+        }
+    )
+    command = containers(inject_pod(pod, SETTINGS), "initContainers")["osm-init"]["command"]
+    flags = dict(zip(command[2::2], command[3::2], strict=True))
+    assert flags["--exclude-ip-ranges"] == "10.96.0.0/12,192.168.0.0/16"
+    assert flags["--exclude-ports"] == "6379,5432"
+    assert flags["--include-ip-ranges"] == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize(
+    "annotation, value",
+    [
+        ("openservicemesh.io/outbound-ip-range-exclusion-list", "10.0.0.300/8"),
+        ("openservicemesh.io/outbound-port-exclusion-list", "http"),
+        ("openservicemesh.io/outbound-port-exclusion-list", "70000"),
+    ],
+)
+def test_bad_exclusion_annotation_is_a_clear_error(annotation, value):
+    with pytest.raises(InjectionError, match=annotation):
+        inject_pod(curl_pod(**{annotation: value}), SETTINGS)
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "Job"])
+def test_workloads_get_their_pod_template_injected(kind):
+    obj = copy.deepcopy(CURL_DEPLOYMENT)
+    obj["kind"] = kind
+    injected = inject_workload(obj, SETTINGS)
+    template = injected["spec"]["template"]
+    assert set(containers(template)) == {"curl", "sidecar"}
+    assert template["metadata"]["annotations"]["openservicemesh.io/sidecar-injected"] == "true"
+    assert injected["spec"]["replicas"] == 1
+
+
+def test_other_kinds_are_unchanged():
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "curl", "namespace": "curl"}}
+    assert inject_workload(sa, SETTINGS) == sa
+
+
+def review(pod: dict, uid: str = "705ab4f5-6393-11e8-b7cc-42010a800002") -> dict:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "curl",
+            "operation": "CREATE",
+            "object": pod,
+        },
+    }
+
+
+def apply_response(pod: dict, answer: dict) -> dict:
+    response = answer["response"]
+    if "patch" not in response:
+        return pod
+    assert response["patchType"] == "JSONPatch"
+    return jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+
+
+def test_admission_patch_applied_gives_the_injected_pod():
+    pod = curl_pod()
+    answer = admission_review(review(pod), SETTINGS, MONITORED)
+    assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
+    assert answer["response"]["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    assert answer["response"]["allowed"] is True
+    assert apply_response(pod, answer) == inject_pod(pod, SETTINGS)
+
+
+def test_admission_patch_appends_to_existing_init_containers_and_annotations():
+    pod = curl_pod(team="a")
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
+    patched = apply_response(pod, admission_review(review(pod), SETTINGS, MONITORED))
+    assert [c["name"] for c in patched["spec"]["initContainers"]] == ["setup", "osm-init"]
+    assert patched["metadata"]["annotations"] == {"team": "a", "openservicemesh.io/sidecar-injected": "true"}
+
+
+def test_admission_leaves_unmonitored_and_opted_out_pods_alone():
+    other = Namespace("curl", labels={"openservicemesh.io/monitored-by": "another-mesh"})
+    for ns in (None, Namespace("curl"), other):
+        answer = admission_review(review(curl_pod()), SETTINGS, ns)
+        assert answer["response"]["allowed"] is True and "patch" not in answer["response"]
+    opted_out = curl_pod(**{"openservicemesh.io/sidecar-injection": "disabled"})
+    assert "patch" not in admission_review(review(opted_out), SETTINGS, MONITORED)["response"]
+
+
+def test_admission_refuses_pod_with_bad_annotation_naming_it():
+    pod = curl_pod(**{"openservicemesh.io/outbound-port-exclusion-list": "x"})
+    response = admission_review(review(pod), SETTINGS, MONITORED)["response"]
+    assert response["allowed"] is False
+    assert "outbound-port-exclusion-list" in response["status"]["message"]
