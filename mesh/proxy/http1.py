@@ -1,0 +1,250 @@
+"""HTTP/1.x message heads, body framing and the sidecar's own responses.
+
+Parsing is strict on purpose: anything two parties could read differently (two Host headers,
+Content-Length with Transfer-Encoding, differing Content-Lengths, folded or malformed header
+lines, a Host that disagrees with an absolute URI) is refused with 400 so that the policy
+decision and the upstream server always see the same request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import urlsplit
+
+from mesh.proxy.match import BadHost, split_host_port
+from mesh.proxy.stream import HeadTooLarge, Inbound
+
+MAX_HEAD = 64 * 1024
+MAX_CHUNK_LINE = 4096
+
+FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\nAccess denied"
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_VERSION = re.compile(r"^HTTP/1\.[01]$")
+_STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})(?: .*)?$")
+
+
+class BadMessage(ValueError):
+    """A message the sidecar refuses (requests: 400; upstream responses: 502)."""
+
+
+class Framing(Enum):
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"
+
+
+@dataclass(frozen=True)
+class Head:
+    start: str
+    headers: list[tuple[str, str]]
+    raw: bytes
+
+    def values(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name]
+
+    def tokens(self, name: str) -> list[str]:
+        return [t.strip().lower() for v in self.values(name) for t in v.split(",") if t.strip()]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    version: str
+    head: Head
+    host: str | None  # normalised, without port; None for HTTP/1.0 without Host
+    framing: Framing
+    length: int
+    keep_alive: bool
+    expect_continue: bool
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    head: Head
+    framing: Framing
+    length: int
+    keep_alive: bool
+
+
+def _parse_head(raw: bytes) -> Head:
+    text = raw.decode("latin-1")
+    if not text.endswith("\r\n\r\n"):
+        raise BadMessage("head does not end with an empty line")
+    lines = text[:-4].split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        if "\r" in line or "\n" in line:
+            raise BadMessage("bare CR or LF in the head")
+        if line[:1] in (" ", "\t"):
+            raise BadMessage("folded header line")
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.match(name):
+            raise BadMessage(f"malformed header line {line[:80]!r}")
+        headers.append((name, value.strip(" \t")))
+    return Head(lines[0], headers, raw)
+
+
+def _content_length(head: Head) -> int | None:
+    values = {v.strip() for value in head.values("content-length") for v in value.split(",")}
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadMessage("differing Content-Length values")
+    (value,) = values
+    if not value.isdigit():
+        raise BadMessage(f"bad Content-Length {value[:40]!r}")
+    return int(value)
+
+
+def parse_request(raw: bytes) -> Request:
+    head = _parse_head(raw)
+    parts = head.start.split(" ")
+    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1] or not _VERSION.match(parts[2]):
+        raise BadMessage(f"bad request line {head.start[:80]!r}")
+    method, target, version = parts
+    if method == "CONNECT":
+        raise BadMessage("CONNECT is not served by the sidecar")
+    host = _request_host(head, target, version)
+
+    length = _content_length(head)
+    codings = head.tokens("transfer-encoding")
+    if codings:
+        if length is not None:
+            raise BadMessage("both Content-Length and Transfer-Encoding")
+        if version == "HTTP/1.0" or codings[-1] != "chunked":
+            raise BadMessage("Transfer-Encoding must end with chunked")
+        framing, length = Framing.CHUNKED, 0
+    elif length:
+        framing = Framing.LENGTH
+    else:
+        framing, length = Framing.NONE, 0
+
+    connection = head.tokens("connection")
+    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+    expect = "100-continue" in head.tokens("expect")
+    return Request(method, target, version, head, host, framing, length, keep_alive, expect)
+
+
+def _request_host(head: Head, target: str, version: str) -> str | None:
+    hosts = head.values("host")
+    if len(hosts) > 1:
+        raise BadMessage("more than one Host header")
+    try:
+        from_header = split_host_port(hosts[0])[0] if hosts and hosts[0] else None
+        from_uri = None
+        if "://" in target:
+            url = urlsplit(target)
+            if url.scheme.lower() not in ("http", "https") or not url.netloc or "@" in url.netloc:
+                raise BadMessage(f"bad absolute URI {target[:80]!r}")
+            from_uri = split_host_port(url.netloc)[0]
+        elif not (target.startswith("/") or target == "*"):
+            raise BadMessage(f"bad request target {target[:80]!r}")
+    except BadHost as exc:
+        raise BadMessage(str(exc)) from None
+    if from_uri and from_header and from_uri != from_header:
+        raise BadMessage("Host header disagrees with the absolute URI")
+    host = from_uri or from_header
+    if host is None and version == "HTTP/1.1":
+        raise BadMessage("HTTP/1.1 request without Host")
+    return host
+
+
+def parse_response(raw: bytes, method: str) -> Response:
+    head = _parse_head(raw)
+    match = _STATUS.match(head.start)
+    if not match:
+        raise BadMessage(f"bad status line {head.start[:80]!r}")
+    status = int(match.group(1))
+    connection = head.tokens("connection")
+    http11 = head.start.startswith("HTTP/1.1")
+    keep_alive = "close" not in connection and (http11 or "keep-alive" in connection)
+    length = _content_length(head)
+    codings = head.tokens("transfer-encoding")
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return Response(status, head, Framing.NONE, 0, keep_alive)
+    if codings:
+        if codings[-1] == "chunked":
+            return Response(status, head, Framing.CHUNKED, 0, keep_alive)
+        return Response(status, head, Framing.UNTIL_CLOSE, 0, False)
+    if length is not None:
+        return Response(status, head, Framing.LENGTH if length else Framing.NONE, length, keep_alive)
+    return Response(status, head, Framing.UNTIL_CLOSE, 0, False)
+
+
+async def read_head(src: Inbound) -> bytes | None:
+    """One message head; None at a clean end of stream. Raises BadMessage when too large."""
+    try:
+        return await src.read_until(b"\r\n\r\n", MAX_HEAD)
+    except HeadTooLarge:
+        raise BadMessage(f"head larger than {MAX_HEAD} bytes") from None
+
+
+async def relay_body(src: Inbound, dst: asyncio.StreamWriter | None, framing: Framing, length: int) -> None:
+    """Copy one body from ``src`` to ``dst`` (None: discard) in its framing."""
+    if framing == Framing.LENGTH:
+        await _relay_length(src, dst, length)
+    elif framing == Framing.CHUNKED:
+        await _relay_chunked(src, dst)
+    elif framing == Framing.UNTIL_CLOSE:
+        while data := await src.read_some():
+            await _write(dst, data)
+
+
+async def _relay_length(src: Inbound, dst: asyncio.StreamWriter | None, length: int) -> None:
+    while length > 0:
+        data = await src.read_some(min(length, 65536))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", length)
+        length -= len(data)
+        await _write(dst, data)
+
+
+async def _relay_chunked(src: Inbound, dst: asyncio.StreamWriter | None) -> None:
+    try:
+        while True:
+            line = await src.read_until(b"\r\n", MAX_CHUNK_LINE)
+            if line is None:
+                raise asyncio.IncompleteReadError(b"", None)
+            size_text = line[:-2].split(b";")[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise BadMessage(f"bad chunk size {size_text[:20]!r}") from None
+            await _write(dst, line)
+            if size == 0:
+                break
+            await _relay_length(src, dst, size)
+            if await src.read_exactly(2) != b"\r\n":
+                raise BadMessage("chunk not followed by CRLF")
+            await _write(dst, b"\r\n")
+        while True:  # trailers, up to the empty line
+            line = await src.read_until(b"\r\n", MAX_HEAD)
+            if line is None:
+                raise asyncio.IncompleteReadError(b"", None)
+            await _write(dst, line)
+            if line == b"\r\n":
+                return
+    except HeadTooLarge:
+        raise BadMessage("chunk line too long") from None
+
+
+async def _write(dst: asyncio.StreamWriter | None, data: bytes) -> None:
+    if dst is not None:
+        dst.write(data)
+        await dst.drain()
+
+
+def status_response(status: int, phrase: str, body: str) -> bytes:
+    """A plain-text answer from the sidecar itself, closing the connection."""
+    payload = (body + "\n").encode()
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain\r\n"
+        f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+    ).encode() + payload

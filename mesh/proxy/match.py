@@ -1,0 +1,125 @@
+"""Host normalisation, wildcard matching and the policy decision.
+
+Wildcards: ``*.example.com`` matches any name strictly below ``example.com`` (one or more
+labels: ``a.example.com``, ``a.b.example.com``), never ``example.com`` itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, Rule
+
+_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+
+
+class BadHost(ValueError):
+    pass
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """Split ``host[:port]`` (``[v6]:port`` for IPv6 literals) and normalise the host."""
+    text = text.strip()
+    port: int | None = None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise BadHost(f"unterminated IPv6 literal in {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise BadHost(f"garbage after IPv6 literal in {text!r}")
+            port = _port(rest[1:], text)
+        try:
+            return str(ipaddress.IPv6Address(host)), port
+        except ValueError:
+            raise BadHost(f"bad IPv6 literal in {text!r}") from None
+    if text.count(":") == 1:
+        text, port_text = text.split(":")
+        port = _port(port_text, text)
+    return normalise_host(text), port
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise BadHost(f"bad port in {whole!r}")
+    return int(text)
+
+
+def normalise_host(host: str) -> str:
+    """Lower case, trailing dot removed; IP literals in canonical form."""
+    host = host.strip().lower()
+    if host.endswith("."):
+        host = host[:-1]
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    if not host or len(host) > 253 or not _NAME.match(host):
+        raise BadHost(f"not a valid host name: {host!r}")
+    return host
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+@lru_cache(maxsize=1024)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def ip_in(ip: str, cidrs: tuple[str, ...]) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in _network(c) for c in cidrs)
+
+
+def rules_for_port(config: ProxyConfig, port: int) -> list[Rule]:
+    return [r for r in config.rules if r.port == port]
+
+
+def handling(config: ProxyConfig, port: int) -> Protocol | None:
+    """How to treat a connection to ``port``: the rules' protocol, or None to sniff the bytes."""
+    protocols = {r.protocol for r in rules_for_port(config, port)}
+    return protocols.pop() if len(protocols) == 1 else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    target: str = ""  # what to connect to: the allowed name, or the original destination address
+    gateway: Endpoint | None = None
+    egress: str = ""
+
+
+def decide(config: ProxyConfig, protocol: Protocol, port: int, dst_ip: str, name: str | None) -> Decision:
+    """Decide one HTTP request (``name`` from Host), TLS connection (SNI) or TCP connection."""
+    if config.mode == Mode.DISABLED:
+        return Decision(False, "egress disabled")
+    rules = rules_for_port(config, port)
+    if name and protocol != Protocol.TCP:
+        for rule in rules:
+            if rule.protocol == protocol and any(host_matches(p, name) for p in rule.hosts):
+                return _allow(config, rule, f"host {name} allowed", name)
+    for rule in rules:
+        if rule.protocol in (protocol, Protocol.TCP) and rule.cidrs and ip_in(dst_ip, rule.cidrs):
+            return _allow(config, rule, f"address {dst_ip} allowed", dst_ip)
+    if config.mode == Mode.PERMISSIVE:
+        gateway = config.gateway
+        return Decision(True, "permissive", (name or dst_ip) if gateway else dst_ip, gateway)
+    if name:
+        return Decision(False, f"no rule allows {protocol} host {name} on port {port}")
+    if protocol == Protocol.HTTPS:
+        return Decision(False, f"no SNI and no rule allows address {dst_ip} on port {port}")
+    return Decision(False, f"no rule allows {protocol} to {dst_ip} on port {port}")
+
+
+def _allow(config: ProxyConfig, rule: Rule, reason: str, target: str) -> Decision:
+    return Decision(True, reason, target, rule.gateway or config.gateway, rule.egress)

@@ -1,0 +1,298 @@
+"""The transparent sidecar: the outbound listener and per-connection dispatch.
+
+The listener exists only while the config's mode is not ``disabled`` (closed listener: apps
+get "connection refused"). Each accepted connection is handled as HTTP, TLS or TCP according
+to the rules for its original destination port, or by sniffing its first bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from typing import Any
+
+from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
+from mesh.gateway.tunnel import ConnectRequest
+from mesh.proxy import http1, tls
+from mesh.proxy.log import emit
+from mesh.proxy.match import BadHost, Decision, decide, handling, normalise_host
+from mesh.proxy.origdst import NoOriginalDestination, OriginalDestination, so_original_dst
+from mesh.proxy.stream import Inbound
+from mesh.proxy.upstream import Upstream, UpstreamError, open_direct, open_tunnel, splice
+
+PROXY_PORT = 15001
+SNIFF_TIMEOUT = 0.5  # a client that says nothing this long is treated as plain TCP
+HELLO_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0
+_METHOD = re.compile(rb"^[A-Z]{1,16}")
+
+
+class Sidecar:
+    def __init__(
+        self,
+        identity: Identity | None,
+        port: int = PROXY_PORT,
+        host: str | None = None,
+        gateway_timeout: float = 1.0,
+        original_destination: OriginalDestination = so_original_dst,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ):
+        self.identity = identity
+        self.config = closed(identity or Identity("unknown", "unknown"))
+        self.port = port
+        self.host = host
+        self.gateway_timeout = gateway_timeout
+        self.connect_timeout = connect_timeout
+        self.original_destination = original_destination
+        self.server: asyncio.Server | None = None
+
+    async def apply(self, config: ProxyConfig) -> None:
+        if self.identity and config.identity != self.identity:
+            emit("config_rejected", version=config.version, reason=f"config is for {config.identity}")
+            return
+        self.config = config
+        emit(
+            "config",
+            identity=str(config.identity),
+            version=config.version,
+            mode=config.mode.value,
+            rules=len(config.rules),
+            gateway=str(config.gateway) if config.gateway else None,
+        )
+        await self.sync_listener()
+
+    async def sync_listener(self) -> None:
+        """Open the listener unless egress is disabled; close it when it is."""
+        wanted = self.config.mode != Mode.DISABLED
+        if wanted and self.server is None:
+            self.server = await self._listen()
+            emit("listener", state="open", port=self.port)
+        elif not wanted and self.server is not None:
+            self.server.close()
+            self.server = None
+            emit("listener", state="closed", port=self.port)
+
+    async def _listen(self) -> asyncio.Server:
+        if self.host is not None:
+            return await asyncio.start_server(self._accept, self.host, self.port)
+        try:
+            return await asyncio.start_server(self._accept, None, self.port)
+        except OSError:  # no IPv6 in this network namespace
+            return await asyncio.start_server(self._accept, "0.0.0.0", self.port)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await ClientConnection(self, reader, writer).run()
+        except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
+            pass  # the client or the upstream went away; nothing useful to tell anyone
+        finally:
+            writer.close()
+
+
+class ClientConnection:
+    def __init__(self, sidecar: Sidecar, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.sidecar = sidecar
+        self.src = Inbound(reader)
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.client = f"{peer[0]}:{peer[1]}"
+        self.dst_ip = ""
+        self.dst_port = 0
+
+    @property
+    def config(self) -> ProxyConfig:
+        return self.sidecar.config
+
+    def log(self, protocol: Protocol | str, host: str | None, decision: Decision, **extra: Any) -> None:
+        route = None
+        if decision.allowed:
+            route = f"gateway {decision.gateway}" if decision.gateway else "direct"
+        emit(
+            "decision",
+            identity=str(self.config.identity),
+            protocol=str(protocol),
+            host=host or self.dst_ip,
+            port=self.dst_port,
+            decision="allow" if decision.allowed else "deny",
+            reason=decision.reason,
+            client=self.client,
+            destination=f"{self.dst_ip}:{self.dst_port}",
+            route=route,
+            target=decision.target or None,
+            egress=decision.egress or None,
+            **extra,
+        )
+
+    async def run(self) -> None:
+        sock: socket.socket = self.writer.get_extra_info("socket")
+        try:
+            self.dst_ip, self.dst_port = self.sidecar.original_destination(sock)
+        except NoOriginalDestination as exc:
+            emit("connection_refused", client=self.client, reason=str(exc))
+            return
+        local = self.writer.get_extra_info("sockname") or ("", 0)
+        if self.dst_port == self.sidecar.port and self.dst_ip in (local[0], "127.0.0.1", "::1"):
+            emit("connection_refused", client=self.client, reason="connection was not redirected")
+            return
+        if self.config.mode == Mode.DISABLED:
+            self.log("tcp", None, Decision(False, "egress disabled"))
+            return
+        protocol = handling(self.config, self.dst_port) or await self.sniff()
+        if protocol == Protocol.HTTP:
+            await self.serve_http()
+        elif protocol == Protocol.HTTPS:
+            await self.serve_tls()
+        else:
+            await self.serve_tcp()
+
+    async def sniff(self) -> Protocol:
+        """Classify by the first bytes: an HTTP/1.x request line, a TLS ClientHello, or TCP."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SNIFF_TIMEOUT
+        while True:
+            data = bytes(self.src.buffer[:17])
+            if tls.looks_like_tls(data):
+                return Protocol.HTTPS
+            method = _METHOD.match(data)
+            if data and (not method or method.end() < len(data)):
+                return Protocol.HTTP if method and data[method.end()] == 0x20 else Protocol.TCP
+            if len(data) >= 17 or self.src.eof:
+                return Protocol.TCP
+            try:
+                if not await asyncio.wait_for(self.src.fill(), max(0.0, deadline - loop.time())):
+                    return Protocol.TCP
+            except TimeoutError:
+                return Protocol.TCP
+
+    async def open_upstream(self, decision: Decision, protocol: Protocol) -> Upstream:
+        key = (decision.target, self.dst_port, decision.gateway)
+        if decision.gateway:
+            request = ConnectRequest(decision.target, self.dst_port, str(self.config.identity), str(protocol))
+            src, writer = await open_tunnel(
+                decision.gateway, request, self.sidecar.gateway_timeout, self.sidecar.connect_timeout
+            )
+        else:
+            src, writer = await open_direct(decision.target, self.dst_port, self.sidecar.connect_timeout)
+        return Upstream(key, src, writer)
+
+    async def answer(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def serve_http(self) -> None:
+        upstream: Upstream | None = None
+        try:
+            while True:
+                try:
+                    raw = await http1.read_head(self.src)
+                    if raw is None:
+                        return
+                    request = http1.parse_request(raw)
+                except http1.BadMessage as exc:
+                    self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
+                    await self.answer(http1.status_response(400, "Bad Request", f"bad request: {exc}"))
+                    return
+                decision = decide(self.config, Protocol.HTTP, self.dst_port, self.dst_ip, request.host)
+                self.log(Protocol.HTTP, request.host, decision, method=request.method, path=request.target)
+                if not decision.allowed:
+                    if request.expect_continue and request.framing != http1.Framing.NONE:
+                        await self.answer(http1.FORBIDDEN)
+                        return
+                    await http1.relay_body(self.src, None, request.framing, request.length)
+                    await self.answer(http1.FORBIDDEN)
+                    if not request.keep_alive:
+                        return
+                    continue
+                key = (decision.target, self.dst_port, decision.gateway)
+                if upstream is None or upstream.key != key:
+                    if upstream is not None:
+                        upstream.close()
+                        upstream = None
+                    try:
+                        upstream = await self.open_upstream(decision, Protocol.HTTP)
+                    except UpstreamError as exc:
+                        emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
+                        status = (503, "Service Unavailable") if exc.via_gateway else (502, "Bad Gateway")
+                        await self.answer(http1.status_response(*status, str(exc)))
+                        return
+                keep_client, keep_upstream = await self.exchange(request, upstream)
+                if not keep_upstream:
+                    upstream.close()
+                    upstream = None
+                if not keep_client:
+                    return
+        finally:
+            if upstream is not None:
+                upstream.close()
+
+    async def exchange(self, request: http1.Request, upstream: Upstream) -> tuple[bool, bool]:
+        """Forward one request and relay its response; returns (keep client, keep upstream)."""
+        upstream.writer.write(request.head.raw)
+        body = asyncio.create_task(
+            http1.relay_body(self.src, upstream.writer, request.framing, request.length)
+        )
+        answered = False
+        try:
+            while True:
+                try:
+                    raw = await http1.read_head(upstream.src)
+                    if raw is None:
+                        raise http1.BadMessage("upstream closed the connection without answering")
+                    response = http1.parse_response(raw, request.method)
+                except (http1.BadMessage, asyncio.IncompleteReadError, OSError) as exc:
+                    if not answered:
+                        emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
+                        reply = http1.status_response(502, "Bad Gateway", f"bad upstream response: {exc}")
+                        await self.answer(reply)
+                    return False, False
+                answered = True
+                await self.answer(raw)
+                if response.status == 101:
+                    await splice(self.src, self.writer, upstream.src, upstream.writer)
+                    return False, False
+                if response.status >= 200:
+                    break
+            await http1.relay_body(upstream.src, self.writer, response.framing, response.length)
+            done, _ = await asyncio.wait({body}, timeout=1.0)
+            if not done or body.exception() is not None:
+                return False, False
+            return request.keep_alive and response.keep_alive, response.keep_alive
+        finally:
+            if not body.done():
+                body.cancel()
+
+    async def serve_tls(self) -> None:
+        try:
+            hello = await asyncio.wait_for(tls.read_client_hello(self.src), HELLO_TIMEOUT)
+            sni = tls.server_name(hello)
+            name = normalise_host(sni) if sni else None
+        except (tls.NotClientHello, BadHost, TimeoutError) as exc:
+            self.log(Protocol.HTTPS, None, Decision(False, f"bad ClientHello: {exc}"))
+            return
+        decision = decide(self.config, Protocol.HTTPS, self.dst_port, self.dst_ip, name)
+        self.log(Protocol.HTTPS, name, decision, sni=sni)
+        if decision.allowed:
+            await self.relay(decision, Protocol.HTTPS)
+
+    async def serve_tcp(self) -> None:
+        decision = decide(self.config, Protocol.TCP, self.dst_port, self.dst_ip, None)
+        self.log(Protocol.TCP, None, decision)
+        if decision.allowed:
+            await self.relay(decision, Protocol.TCP)
+
+    async def relay(self, decision: Decision, protocol: Protocol) -> None:
+        try:
+            upstream = await self.open_upstream(decision, protocol)
+        except UpstreamError as exc:
+            emit("upstream_error", client=self.client, host=decision.target, reason=str(exc))
+            return
+        try:
+            await splice(self.src, self.writer, upstream.src, upstream.writer)
+        finally:
+            upstream.close()

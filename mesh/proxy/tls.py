@@ -1,0 +1,96 @@
+"""TLS ClientHello reading and SNI extraction (RFC 8446 4.1.2, RFC 6066 3).
+
+The ClientHello may span several TLS records and several TCP segments. It is read without
+being consumed, so the sidecar can relay the exact bytes upstream afterwards.
+"""
+
+from __future__ import annotations
+
+from mesh.proxy.stream import Inbound
+
+MAX_HELLO = 64 * 1024
+HANDSHAKE = 0x16
+CLIENT_HELLO = 0x01
+SERVER_NAME = 0x0000
+
+
+class NotClientHello(ValueError):
+    pass
+
+
+def looks_like_tls(first: bytes) -> bool:
+    return len(first) >= 2 and first[0] == HANDSHAKE and first[1] == 0x03
+
+
+async def read_client_hello(src: Inbound) -> bytes:
+    """The ClientHello handshake body (after its 4-byte header), left in ``src.buffer``."""
+    offset = 0
+    handshake = bytearray()
+    while offset <= MAX_HELLO:
+        header = await src.peek(offset + 5)
+        if len(header) < offset + 5:
+            raise NotClientHello("connection ended inside the ClientHello")
+        if header[offset] != HANDSHAKE:
+            raise NotClientHello(f"TLS record type {header[offset]} is not a handshake")
+        length = int.from_bytes(header[offset + 3 : offset + 5], "big")
+        record = await src.peek(offset + 5 + length)
+        if len(record) < offset + 5 + length:
+            raise NotClientHello("connection ended inside the ClientHello")
+        handshake += record[offset + 5 :]
+        offset += 5 + length
+        if len(handshake) >= 4:
+            if handshake[0] != CLIENT_HELLO:
+                raise NotClientHello(f"first handshake message is type {handshake[0]}, not ClientHello")
+            need = 4 + int.from_bytes(handshake[1:4], "big")
+            if need > MAX_HELLO:
+                raise NotClientHello("ClientHello too large")
+            if len(handshake) >= need:
+                return bytes(handshake[4:need])
+    raise NotClientHello("ClientHello too large")
+
+
+class _Cursor:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise NotClientHello("truncated ClientHello")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def number(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big")
+
+    def vector(self, length_bytes: int) -> bytes:
+        return self.take(self.number(length_bytes))
+
+
+def server_name(hello: bytes) -> str | None:
+    """The host_name from the server_name extension, or None when there is none."""
+    cur = _Cursor(hello)
+    cur.take(2 + 32)  # legacy_version, random
+    cur.vector(1)  # legacy_session_id
+    cur.vector(2)  # cipher_suites
+    cur.vector(1)  # legacy_compression_methods
+    if cur.pos == len(hello):
+        return None
+    extensions = _Cursor(cur.vector(2))
+    while extensions.pos < len(extensions.data):
+        kind = extensions.number(2)
+        body = extensions.vector(2)
+        if kind != SERVER_NAME:
+            continue
+        names = _Cursor(_Cursor(body).vector(2))
+        while names.pos < len(names.data):
+            name_type = names.number(1)
+            name = names.vector(2)
+            if name_type == 0:
+                try:
+                    return name.decode("ascii")
+                except UnicodeDecodeError:
+                    raise NotClientHello("SNI host_name is not ASCII") from None
+        return None
+    return None
