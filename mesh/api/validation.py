@@ -1,0 +1,499 @@
+"""Validation of mesh objects: the CRD schema first, then the rules a schema cannot express.
+
+The schema is the CRD's own ``openAPIV3Schema`` (``mesh.api.crds``), translated to JSON Schema
+the way the API server applies it (unknown fields are errors, as with ``kubectl``'s default
+strict field validation, except below ``x-kubernetes-preserve-unknown-fields``).
+
+Semantic rules: host syntax (``*.domain`` wildcards, no URLs, no ports, no IP literals), CIDRs
+that parse, object names Kubernetes accepts; across a set of objects: no object twice, at most
+one global EgressGateway (the oldest wins: ``creationTimestamp``, then input order), gateway
+Services that exist (when the caller knows the Services).
+
+Every problem names the object (``Egress curl/httpbin-80``), the field (``spec.ports[0].number``)
+and the rule broken. ``validate_objects`` returns the valid objects (hosts normalised: lower
+case, no trailing dot, IDNA) together with the problems, so callers keep running on what is good.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from mesh.api import crds
+from mesh.api.load import Document
+from mesh.api.resources import Ref
+
+CIDR_PATTERN = r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/\d{1,3})$"
+_PATTERN_NAMES = {CIDR_PATTERN: "a CIDR such as 10.0.0.0/8 or 2001:db8::/32"}
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_DNS_1123_LABEL = re.compile(rf"^{_DNS_LABEL}$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_HOST_LABEL = re.compile(rf"^{_DNS_LABEL}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rule broken by one object."""
+
+    object: str  # "Egress curl/httpbin-80"
+    field: str  # "spec.ports[0].number" ("" for the whole object)
+    message: str  # "must be between 1 and 65535 (got 0)"
+    source: str = ""  # "egress.yaml: document 2 (line 14)" when known
+
+    def __str__(self) -> str:
+        where = f"{self.object}: {self.field}" if self.field else self.object
+        return f"{self.source}: {where}: {self.message}" if self.source else f"{where}: {self.message}"
+
+
+class InvalidObject(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class ValidationResult:
+    valid: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def describe(obj: Any) -> str:
+    """``Egress curl/httpbin-80``: how messages name an object."""
+    if not isinstance(obj, dict):
+        return "document"
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return str(
+        Ref(str(obj.get("kind") or "object"), str(meta.get("namespace") or ""), str(meta.get("name") or "?"))
+    )
+
+
+def key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """Identity of an object within a set: (kind, namespace, name)."""
+    meta = obj.get("metadata") or {}
+    return (obj.get("kind", ""), meta.get("namespace") or "", meta.get("name") or "")
+
+
+def is_mesh_kind(obj: dict[str, Any]) -> bool:
+    return any(kind == obj.get("kind") for _, kind in crds.KINDS) and "openservicemesh.io/" in str(
+        obj.get("apiVersion", "")
+    )
+
+
+# --- the CRD schema as JSON Schema ------------------------------------------------------------
+
+
+def to_jsonschema(node: dict[str, Any]) -> dict[str, Any]:
+    """Translate an OpenAPI v3 structural schema (with Kubernetes extensions) to JSON Schema draft 4."""
+    out: dict[str, Any] = {}
+    for name, value in node.items():
+        if name == "properties":
+            out[name] = {prop: to_jsonschema(sub) for prop, sub in value.items()}
+        elif name in ("items", "not") or (name == "additionalProperties" and isinstance(value, dict)):
+            out[name] = to_jsonschema(value)
+        elif name in ("allOf", "anyOf", "oneOf"):
+            out[name] = [to_jsonschema(sub) for sub in value]
+        elif name.startswith("x-kubernetes-") or name in ("description", "default", "example", "format"):
+            continue
+        elif name == "nullable":
+            continue
+        else:
+            out[name] = value
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    preserve = node.get("x-kubernetes-preserve-unknown-fields")
+    if (
+        out.get("type") == "object"
+        and "properties" in node
+        and "additionalProperties" not in node
+        and not preserve
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> jsonschema.Draft4Validator | None:
+    schema = crds.schema_for(api_version, kind)
+    return jsonschema.Draft4Validator(to_jsonschema(schema)) if schema is not None else None
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if value is None:
+        return "null"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+_A = {"integer": "an integer", "array": "a list", "object": "a mapping", "boolean": "true or false"}
+
+
+def _schema_problem(obj: dict[str, Any], err: jsonschema.ValidationError) -> list[Problem]:
+    path = list(err.absolute_path)
+    name = describe(obj)
+    got = err.instance
+    kw = err.validator
+    if kw == "required":
+        missing = [p for p in err.validator_value if isinstance(got, dict) and p not in got]
+        return [Problem(name, field_path([*path, p]), "is required") for p in missing]
+    if kw == "additionalProperties":
+        known = sorted((err.schema.get("properties") or {}).keys())
+        extra = [p for p in got if p not in known] if isinstance(got, dict) else []
+        hint = f" (known fields: {', '.join(known)})" if known else ""
+        return [Problem(name, field_path([*path, p]), f"is not a known field{hint}") for p in extra]
+    if kw == "enum":
+        choices = ", ".join(str(v) for v in err.validator_value)
+        return [Problem(name, field_path(path), f"must be one of {choices} (got {got!r})")]
+    if kw in ("minimum", "maximum"):
+        low, high = err.schema.get("minimum"), err.schema.get("maximum")
+        if low is not None and high is not None:
+            rule = f"must be between {low} and {high}"
+        else:
+            rule = f"must be at least {low}" if low is not None else f"must be at most {high}"
+        return [Problem(name, field_path(path), f"{rule} (got {got!r})")]
+    if kw == "type":
+        want = err.validator_value if isinstance(err.validator_value, str) else err.validator_value[0]
+        return [
+            Problem(
+                name, field_path(path), f"must be {_A.get(want, 'a ' + want)} (got {_json_type(got)} {got!r})"
+            )
+        ]
+    if kw == "pattern":
+        what = _PATTERN_NAMES.get(err.validator_value, f"match the pattern {err.validator_value}")
+        return [Problem(name, field_path(path), f"must be {what} (got {got!r})")]
+    if kw == "minItems":
+        return [Problem(name, field_path(path), f"must list at least {err.validator_value} item(s)")]
+    if kw == "minLength" and err.validator_value == 1:
+        return [Problem(name, field_path(path), "must not be empty")]
+    return [Problem(name, field_path(path), err.message)]
+
+
+# --- rules the schema cannot express ------------------------------------------------------------
+
+
+def normalize_host(host: str) -> str:
+    """Lower case, no trailing dot, international names in their ASCII (IDNA) form."""
+    host = host.rstrip(".").lower()
+    if host.isascii():
+        return host
+    prefix, rest = ("*.", host[2:]) if host.startswith("*.") else ("", host)
+    return prefix + rest.encode("idna").decode("ascii")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` is not a valid Egress host, or None when it is."""
+    if not isinstance(host, str) or not host.strip():
+        return "must be a host name (got an empty value)"
+    if host != host.strip() or any(c.isspace() for c in host):
+        return f"must be a host name without spaces (got {host!r})"
+    if "://" in host:
+        scheme = host.split("://", 1)[0]
+        return f"must be a host name, not a URL: drop {scheme + '://'!r} (got {host!r})"
+    if "/" in host:
+        return f"must be a host name without a path (got {host!r})"
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return f"is an IP address; list addresses in spec.ipAddresses as CIDR, e.g. {host.strip('[]')}/32"
+    except ValueError:
+        pass
+    if ":" in host:
+        return f"must not carry a port; list ports in spec.ports (got {host!r})"
+    if host in ("*", "*."):
+        return "a bare '*' is not a host; set MeshConfig spec.traffic.enableEgress for permissive egress"
+    wildcard = host.startswith("*.")
+    if "*" in (host[2:] if wildcard else host):
+        return f"may use '*' only as the whole first label, as in *.example.com (got {host!r})"
+    try:
+        name = normalize_host(host)
+    except UnicodeError:
+        return f"is not a valid international host name (got {host!r})"
+    labels = (name[2:] if wildcard else name).split(".")
+    if len(name) > 253:
+        return f"must be at most 253 characters (got {len(name)})"
+    for label in labels:
+        if not _HOST_LABEL.match(label) or len(label) > 63:
+            return (
+                f"must be a DNS name: labels of letters, digits and '-', 1-63 characters, not starting or "
+                f"ending with '-' (label {label!r} in {host!r})"
+            )
+    return None
+
+
+def _cidr_problem(text: Any) -> str | None:
+    try:
+        ipaddress.ip_network(str(text), strict=False)
+    except ValueError as exc:
+        return f"is not a valid CIDR: {exc}"
+    return None
+
+
+def _metadata_problems(obj: dict[str, Any], name: str) -> list[Problem]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return [Problem(name, "metadata", "is required (with at least metadata.name)")]
+    problems = []
+    obj_name = meta.get("name")
+    if not obj_name:
+        problems.append(Problem(name, "metadata.name", "is required"))
+    elif not isinstance(obj_name, str) or len(obj_name) > 253 or not _DNS_SUBDOMAIN.match(obj_name):
+        problems.append(
+            Problem(
+                name,
+                "metadata.name",
+                f"must be lower-case letters, digits, '-' and '.', starting and ending with a letter or "
+                f"digit, at most 253 characters (got {obj_name!r})",
+            )
+        )
+    namespace = meta.get("namespace")
+    if namespace is not None and (
+        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_1123_LABEL.match(namespace)
+    ):
+        problems.append(
+            Problem(
+                name,
+                "metadata.namespace",
+                f"must be a DNS label (lower case, at most 63) (got {namespace!r})",
+            )
+        )
+    return problems
+
+
+def _semantic_problems(obj: dict[str, Any], name: str) -> list[Problem]:
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    problems: list[Problem] = []
+    if not isinstance(spec, dict):
+        return problems
+    if kind == "Egress":
+        for i, host in enumerate(_list(spec.get("hosts"))):
+            if (why := host_problem(host)) is not None:
+                problems.append(Problem(name, f"spec.hosts[{i}]", why))
+        for i, cidr in enumerate(_list(spec.get("ipAddresses"))):
+            if (why := _cidr_problem(cidr)) is not None:
+                problems.append(Problem(name, f"spec.ipAddresses[{i}]", why))
+    elif kind == "MeshConfig":
+        traffic = spec.get("traffic") if isinstance(spec.get("traffic"), dict) else {}
+        for list_name in ("outboundIPRangeExclusionList", "outboundIPRangeInclusionList"):
+            for i, cidr in enumerate(_list(traffic.get(list_name))):
+                if (why := _cidr_problem(cidr)) is not None:
+                    problems.append(Problem(name, f"spec.traffic.{list_name}[{i}]", why))
+    elif kind == "EgressGateway":
+        for where, backend in _gateway_backends(spec):
+            service = backend.get("service")
+            if isinstance(service, str) and service and not _DNS_1035_LABEL.match(service):
+                problems.append(
+                    Problem(
+                        name,
+                        f"{where}.service",
+                        f"must be a Service name (lower case letters, digits and '-', starting with a "
+                        f"letter) (got {service!r})",
+                    )
+                )
+    return problems
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _gateway_backends(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = [(f"spec.global[{i}]", b) for i, b in enumerate(_list(spec.get("global"))) if isinstance(b, dict)]
+    for i, rule in enumerate(_list(spec.get("rules"))):
+        gateways = _list(rule.get("egressGateways")) if isinstance(rule, dict) else []
+        found.extend(
+            (f"spec.rules[{i}].egressGateways[{j}]", b) for j, b in enumerate(gateways) if isinstance(b, dict)
+        )
+    return found
+
+
+def normalized(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a valid object in canonical form (Egress hosts normalised)."""
+    out = copy.deepcopy(obj)
+    if out.get("kind") == "Egress" and isinstance(out.get("spec"), dict) and out["spec"].get("hosts"):
+        out["spec"]["hosts"] = [normalize_host(h) for h in out["spec"]["hosts"]]
+    return out
+
+
+# --- one object -------------------------------------------------------------------------------------
+
+
+def validate_object(obj: Any, source: str = "") -> list[Problem]:
+    """Problems of one object on its own (schema and semantic rules). Non-mesh kinds get only basic checks."""
+    name = describe(obj)
+    if not isinstance(obj, dict):
+        return [Problem(name, "", f"must be a mapping (got {_json_type(obj)})", source)]
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        missing = [f for f in ("apiVersion", "kind") if not obj.get(f)]
+        return [Problem(name, f, "is required: this is not a Kubernetes object", source) for f in missing]
+    problems = _metadata_problems(obj, name)
+    if is_mesh_kind(obj):
+        validator = _validator(obj["apiVersion"], obj["kind"])
+        if validator is None:
+            served = ", ".join(crds.served_versions(obj["kind"]))
+            problems.append(Problem(name, "apiVersion", f"{obj['apiVersion']} is not served; use {served}"))
+        else:
+            errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+            for err in errors:
+                problems.extend(_schema_problem(obj, err))
+            reported = {p.field for p in problems}
+            problems.extend(p for p in _semantic_problems(obj, name) if p.field not in reported)
+    return [Problem(p.object, p.field, p.message, source) for p in problems]
+
+
+def check(obj: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """Return the normalised object, or raise InvalidObject listing every problem."""
+    problems = validate_object(obj, source)
+    if problems:
+        raise InvalidObject(problems)
+    return normalized(obj)
+
+
+# --- a set of objects ---------------------------------------------------------------------------
+
+
+def _service_keys(services: Iterable[Any]) -> set[tuple[str, str]]:
+    keys = set()
+    for svc in services:
+        if isinstance(svc, str):
+            namespace, _, name = svc.partition("/")
+            keys.add((namespace, name))
+        elif isinstance(svc, tuple):
+            keys.add((svc[0], svc[1]))
+        elif isinstance(svc, dict):
+            meta = svc.get("metadata") or {}
+            keys.add((meta.get("namespace") or "default", meta.get("name") or ""))
+        else:  # mesh.api.resources.Service
+            keys.add((svc.namespace, svc.name))
+    return keys
+
+
+def validate_objects(
+    objects: Iterable[dict[str, Any] | Document],
+    services: Iterable[Any] | None = None,
+    previous: Iterable[dict[str, Any]] | None = None,
+) -> ValidationResult:
+    """Validate a whole set: every object on its own, then the rules across objects.
+
+    ``services``: the Services that exist (dicts, ``resources.Service``, ``(namespace, name)`` or
+    ``"namespace/name"``); Services inside ``objects`` count too. When None and ``objects`` holds
+    no Service, gateway Services are not checked.
+    ``previous``: the last valid set; an object that is now invalid on its own is replaced by its
+    previous valid version (same kind, namespace and name), so a bad edit changes nothing.
+    Non-mesh objects (Services, Deployments...) pass through after basic checks.
+    """
+    result = ValidationResult()
+    last_good = {key(o): o for o in previous or ()}
+    candidates: list[tuple[dict[str, Any], str]] = []
+    for item in objects:
+        obj, source = (item.obj, item.source) if isinstance(item, Document) else (item, "")
+        problems = validate_object(obj, source)
+        if problems:
+            result.problems.extend(problems)
+            if isinstance(obj, dict) and key(obj) in last_good:
+                candidates.append((last_good[key(obj)], source))
+            continue
+        candidates.append((normalized(obj), source))
+
+    seen: dict[tuple[str, str, str], str] = {}
+    unique: list[tuple[dict[str, Any], str]] = []
+    for obj, source in candidates:
+        k = key(obj)
+        if k in seen:
+            first = f" (first in {seen[k]})" if seen[k] else ""
+            result.problems.append(
+                Problem(describe(obj), "metadata.name", f"is defined twice{first}", source)
+            )
+            continue
+        seen[k] = source
+        unique.append((obj, source))
+
+    known_services = None
+    in_set = [o for o, _ in unique if o.get("kind") == "Service" and o.get("apiVersion") == "v1"]
+    if services is not None or in_set:
+        known_services = _service_keys(services or ()) | _service_keys(in_set)
+
+    kept: list[tuple[dict[str, Any], str]] = []
+    for obj, source in unique:
+        problems = (
+            _gateway_service_problems(obj, known_services) if obj.get("kind") == "EgressGateway" else []
+        )
+        for p in problems:
+            result.problems.append(Problem(p.object, p.field, p.message, source))
+        if not problems:
+            kept.append((obj, source))
+
+    problems, rejected = _extra_global_gateways(kept)
+    result.problems.extend(problems)
+    result.valid = [obj for index, (obj, _) in enumerate(kept) if index not in rejected]
+    return result
+
+
+def _gateway_service_problems(obj: dict[str, Any], services: set[tuple[str, str]] | None) -> list[Problem]:
+    if services is None or not is_mesh_kind(obj):
+        return []
+    problems = []
+    for where, backend in _gateway_backends(obj.get("spec") or {}):
+        if (backend["namespace"], backend["service"]) not in services:
+            problems.append(
+                Problem(
+                    describe(obj),
+                    where,
+                    f"gateway Service {backend['namespace']}/{backend['service']} does not exist",
+                )
+            )
+    return problems
+
+
+def _extra_global_gateways(objects: list[tuple[dict[str, Any], str]]) -> tuple[list[Problem], set[int]]:
+    """Problems for every global EgressGateway but the oldest, and their indexes in ``objects``."""
+    globals_ = [
+        (index, obj, source)
+        for index, (obj, source) in enumerate(objects)
+        if obj.get("kind") == "EgressGateway" and is_mesh_kind(obj) and (obj.get("spec") or {}).get("global")
+    ]
+
+    def age(entry: tuple[int, dict[str, Any], str]) -> tuple[bool, str, int]:
+        stamp = (entry[1].get("metadata") or {}).get("creationTimestamp")
+        return (stamp is None, str(stamp or ""), entry[0])
+
+    globals_.sort(key=age)
+    if len(globals_) < 2:
+        return [], set()
+    winner = describe(globals_[0][1])
+    problems = [
+        Problem(
+            describe(obj),
+            "spec.global",
+            f"only one global egress gateway is allowed in the cluster; {winner} already defines it",
+            source,
+        )
+        for _, obj, source in globals_[1:]
+    ]
+    return problems, {index for index, _, _ in globals_[1:]}
