@@ -1,0 +1,314 @@
+"""Passive HTTP/1.x observation of a tunnel: which requests went through and how they were answered.
+
+The gateway relays bytes unchanged; it only feeds copies to an ``HttpObserver``, which parses
+request heads (client side) and response heads plus body framing (server side) incrementally:
+Content-Length, chunked, HEAD/204/304 without body, 1xx interim responses, read-until-close,
+several requests per connection (keep-alive and pipelining). Anything it cannot follow (not HTTP,
+an upgrade, a malformed head) makes it stop observing; the relay is never affected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_HEAD = 65536
+MAX_LINE = 4096
+METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE", b"CONNECT")
+
+# Body framings
+UNTIL_CLOSE = -1
+OPAQUE = -2
+CHUNKED = -3
+
+
+def looks_like_http(first_bytes: bytes) -> bool:
+    method, sep, _ = first_bytes[:16].partition(b" ")
+    return bool(sep) and method in METHODS
+
+
+@dataclass
+class Head:
+    start: tuple[str, str, str]
+    headers: list[tuple[str, str]]
+
+    def get(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k == name]
+        return ", ".join(values) if values else None
+
+    def framing(self) -> int:
+        """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
+        encoding = (self.get("transfer-encoding") or "").lower()
+        if encoding:
+            return CHUNKED if encoding.rsplit(",", 1)[-1].strip() == "chunked" else UNTIL_CLOSE
+        length = self.get("content-length")
+        if length is None:
+            return UNTIL_CLOSE
+        values = {v.strip() for v in length.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise ValueError(f"bad content-length {length!r}")
+        return int(values.pop())
+
+
+def parse_head(raw: bytes) -> Head:
+    lines = raw.decode("latin-1").split("\r\n")
+    start = lines[0].split(" ", 2)
+    if len(start) != 3:
+        raise ValueError(f"malformed start line {lines[0]!r}")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise ValueError(f"malformed header line {line!r}")
+        headers.append((name.lower(), value.strip()))
+    return Head((start[0], start[1], start[2]), headers)
+
+
+class MessageStream:
+    """Splits one direction of a connection into messages. ``framing(head)`` gives each body length."""
+
+    HEAD, BODY, CHUNK_SIZE, CHUNK_DATA, TRAILER, DONE = range(6)
+
+    def __init__(self, framing: Callable[[Head], int]):
+        self._framing = framing
+        self._state = self.HEAD
+        self._buf = bytearray()
+        self._remaining = 0
+        self.body_bytes = 0
+        self.failed = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._state == self.DONE
+
+    @property
+    def reading_until_close(self) -> bool:
+        return self._state == self.BODY and self._remaining == UNTIL_CLOSE
+
+    def feed(self, data: bytes) -> list[tuple[str, Head | int]]:
+        """Return events: ``("head", Head)`` and ``("end", body_bytes)``."""
+        if self._state == self.DONE:
+            return []
+        if self.reading_until_close:
+            self.body_bytes += len(data)
+            return []
+        self._buf += data
+        events: list[tuple[str, Head | int]] = []
+        try:
+            while self._step(events):
+                pass
+        except ValueError:
+            self.failed = True
+            self.stop()
+        return events
+
+    def _step(self, events: list[tuple[str, Head | int]]) -> bool:
+        buf = self._buf
+        if self._state == self.HEAD:
+            while buf.startswith(b"\r\n"):  # stray CRLF between messages (RFC 9112 2.2)
+                del buf[:2]
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise ValueError("head too large")
+                return False
+            head = parse_head(bytes(buf[:end]))
+            del buf[: end + 4]
+            events.append(("head", head))
+            self.body_bytes = 0
+            return self._start_body(self._framing(head), events)
+        if self._state in (self.BODY, self.CHUNK_DATA):
+            if self._remaining == UNTIL_CLOSE:
+                self.body_bytes += len(buf)
+                buf.clear()
+                return False
+            taken = min(self._remaining, len(buf))
+            del buf[:taken]
+            self._remaining -= taken
+            if self._state == self.BODY:
+                self.body_bytes += taken
+            if self._remaining:
+                return False
+            if self._state == self.BODY:
+                events.append(("end", self.body_bytes))
+            self._state = self.HEAD if self._state == self.BODY else self.CHUNK_SIZE
+            return True
+        if self._state == self.CHUNK_SIZE:
+            line = self._line()
+            if line is None:
+                return False
+            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            self.body_bytes += size
+            self._state, self._remaining = (self.TRAILER, 0) if size == 0 else (self.CHUNK_DATA, size + 2)
+            return True
+        if self._state == self.TRAILER:
+            line = self._line()
+            if line is None:
+                return False
+            if not line:
+                events.append(("end", self.body_bytes))
+                self._state = self.HEAD
+            return True
+        return False
+
+    def _start_body(self, framing: int, events: list[tuple[str, Head | int]]) -> bool:
+        if framing == 0:
+            events.append(("end", 0))
+            return True
+        if framing == OPAQUE:
+            self.stop()
+            return False
+        if framing == CHUNKED:
+            self._state = self.CHUNK_SIZE
+            return True
+        self._state, self._remaining = self.BODY, framing
+        return True
+
+    def _line(self) -> bytes | None:
+        end = self._buf.find(b"\r\n")
+        if end < 0:
+            if len(self._buf) > MAX_LINE:
+                raise ValueError("line too long")
+            return None
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 2]
+        return line
+
+    def stop(self) -> None:
+        self._state = self.DONE
+        self._buf.clear()
+
+    def close(self) -> list[tuple[str, Head | int]]:
+        """The peer closed: a read-until-close body ends here."""
+        if self.reading_until_close:
+            self._state = self.HEAD
+            return [("end", self.body_bytes)]
+        return []
+
+
+@dataclass
+class Exchange:
+    method: str
+    target: str
+    host: str
+    started: float
+    status: int | None = None
+    response_bytes: int = 0
+    finished: float | None = None
+
+    @property
+    def path(self) -> str:
+        """Origin-form path of the target (absolute-form ``http://h/p`` gives ``/p``)."""
+        target = self.target
+        if "://" in target:
+            rest = target.split("://", 1)[1]
+            slash = rest.find("/")
+            return rest[slash:] if slash >= 0 else "/"
+        return target
+
+
+def host_of(head: Head, default: str) -> str:
+    """Host header (or absolute-form target) lower-cased, without port or trailing dot."""
+    value = head.get("host")
+    if not value and "://" in head.start[1]:
+        value = head.start[1].split("://", 1)[1].split("/", 1)[0]
+    if not value:
+        return default
+    value = value.strip().lower()
+    if value.startswith("["):
+        value = value[1 : value.find("]")] if "]" in value else value[1:]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+class HttpObserver:
+    """Both directions of one tunnel; ``completed`` collects finished exchanges in order."""
+
+    def __init__(self, default_host: str, clock: Callable[[], float] = time.time):
+        self._clock = clock
+        self._default_host = default_host
+        self._pending: deque[Exchange] = deque()
+        self._answering: deque[Exchange | None] = deque()  # one per response head, None for 1xx
+        self.completed: list[Exchange] = []
+        self._requests = MessageStream(self._request_framing)
+        self._responses = MessageStream(self._response_framing)
+
+    @property
+    def stopped(self) -> bool:
+        return self._requests.stopped and self._responses.stopped
+
+    def client_data(self, data: bytes) -> None:
+        for event, value in self._requests.feed(data):
+            if event == "head":
+                assert isinstance(value, Head)
+                method, target, _ = value.start
+                self._pending.append(
+                    Exchange(method, target, host_of(value, self._default_host), self._clock())
+                )
+
+    def server_data(self, data: bytes) -> list[Exchange]:
+        """Feed bytes from upstream; return the exchanges that completed."""
+        self._handle_response_events(self._responses.feed(data))
+        return self._take_completed()
+
+    def close(self) -> list[Exchange]:
+        """The tunnel ended: finish what is open; requests without an answer get status None."""
+        self._handle_response_events(self._responses.close())
+        for exchange in self._answering:
+            if exchange is not None:
+                self._finish(exchange)
+        self._answering.clear()
+        while self._pending:
+            self.completed.append(self._pending.popleft())
+        return self._take_completed()
+
+    @staticmethod
+    def _request_framing(head: Head) -> int:
+        if head.start[0] == "CONNECT":
+            return OPAQUE
+        framing = head.framing()
+        return 0 if framing == UNTIL_CLOSE else framing  # requests without length have no body
+
+    def _response_framing(self, head: Head) -> int:
+        version, code, _ = head.start
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise ValueError(f"not an HTTP/1.x response: {head.start!r}")
+        status = int(code)
+        if not self._pending:
+            raise ValueError("response without a request")
+        exchange = self._pending[0]
+        if status == 101 or (exchange.method == "CONNECT" and 200 <= status < 300):
+            self._pending.popleft()
+            exchange.status = status
+            self._finish(exchange)
+            self._requests.stop()
+            return OPAQUE
+        if 100 <= status < 200:
+            self._answering.append(None)
+            return 0
+        self._pending.popleft()
+        exchange.status = status
+        self._answering.append(exchange)
+        if exchange.method == "HEAD" or status in (204, 304):
+            return 0
+        return head.framing()
+
+    def _handle_response_events(self, events: list[tuple[str, Head | int]]) -> None:
+        for event, value in events:
+            if event == "end" and self._answering:
+                exchange = self._answering.popleft()
+                if exchange is not None:
+                    assert isinstance(value, int)
+                    exchange.response_bytes = value
+                    self._finish(exchange)
+
+    def _finish(self, exchange: Exchange) -> None:
+        exchange.finished = self._clock()
+        self.completed.append(exchange)
+
+    def _take_completed(self) -> list[Exchange]:
+        done, self.completed = self.completed, []
+        return done

@@ -1,0 +1,283 @@
+"""The egress gateway: an asyncio CONNECT server that forwards tunnels and writes the access log.
+
+One coroutine pair per tunnel (never a thread). The sidecar sends ``CONNECT host:port`` (see
+``mesh.gateway.tunnel``); the gateway resolves and connects with a timeout (502 refused or
+unresolvable, 504 timed out), answers ``200 Connection Established`` and relays bytes both ways
+unchanged. Copies of the bytes go to an HTTP observer (protocol ``http`` or bytes that look like
+HTTP) for request records, or to the SNI reader (protocol ``https`` or a TLS ClientHello).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh.gateway import accesslog, tlssni
+from mesh.gateway.httpstream import HttpObserver, looks_like_http
+from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
+
+log = logging.getLogger("mesh.gateway")
+
+READ_SIZE = 65536
+HEAD_TIMEOUT = 10.0
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Tunnel:
+    """What the gateway knows about one client connection, for its records."""
+
+    id: str
+    source_address: str
+    source_port: int
+    started: float
+    request: ConnectRequest | None = None
+    destination_address: str | None = None
+    bytes_up: int = 0
+    bytes_down: int = 0
+    server_names: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+class Inspector:
+    """Watches the first client bytes to decide between HTTP records, SNI, or nothing."""
+
+    def __init__(self, tunnel: Tunnel, sink: Sink):
+        self._tunnel = tunnel
+        self._sink = sink
+        self._http: HttpObserver | None = None
+        self._tls_buffer: bytearray | None = None
+        self._decided = False
+
+    def client_data(self, data: bytes) -> None:
+        if not self._decided:
+            self._decide(data)
+        if self._http is not None:
+            self._http.client_data(data)
+        elif self._tls_buffer is not None:
+            self._read_sni(data)
+
+    def server_data(self, data: bytes) -> None:
+        if self._http is not None:
+            self._emit(self._http.server_data(data))
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._emit(self._http.close())
+
+    def _decide(self, data: bytes) -> None:
+        self._decided = True
+        request = self._tunnel.request
+        assert request is not None
+        if request.protocol != "https" and looks_like_http(data):
+            self._http = HttpObserver(default_host=request.host)
+        elif request.protocol == "https" or tlssni.looks_like_tls(data):
+            self._tls_buffer = bytearray()
+
+    def _read_sni(self, data: bytes) -> None:
+        assert self._tls_buffer is not None
+        self._tls_buffer += data
+        try:
+            self._tunnel.server_names = tlssni.server_names(bytes(self._tls_buffer))
+        except tlssni.NeedMore:
+            if len(self._tls_buffer) <= tlssni.MAX_CLIENT_HELLO:
+                return
+        except ValueError:
+            pass
+        self._tls_buffer = None
+
+    def _emit(self, exchanges: list) -> None:
+        tunnel = self._tunnel
+        assert tunnel.request is not None
+        for exchange in exchanges:
+            duration = None if exchange.finished is None else (exchange.finished - exchange.started) * 1000
+            self._sink(
+                accesslog.request_record(
+                    connection_id=tunnel.id,
+                    request_time=exchange.started,
+                    source_address=tunnel.source_address,
+                    source_port=tunnel.source_port,
+                    host=exchange.host,
+                    path=exchange.path,
+                    method=exchange.method,
+                    status=exchange.status,
+                    source_identity=tunnel.request.source,
+                    duration_ms=None if duration is None else round(duration, 3),
+                    response_bytes=exchange.response_bytes,
+                )
+            )
+
+
+class Gateway:
+    def __init__(self, connect_timeout: float = 5.0, sink: Sink = accesslog.emit):
+        self.connect_timeout = connect_timeout
+        self.sink = sink
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, host: str = "0.0.0.0", port: int = 1080) -> asyncio.Server:
+        return await asyncio.start_server(self._handle, host, port, reuse_address=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername") or ("", 0)
+        tunnel = Tunnel(accesslog.new_connection_id(), str(peer[0]), int(peer[1]), time.time())
+        try:
+            await self._serve(tunnel, reader, writer)
+        except Exception as exc:  # one broken tunnel must never take the gateway down
+            log.warning("tunnel %s from %s:%s failed: %r", tunnel.id, *peer[:2], exc)
+        finally:
+            writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serve(
+        self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        request = await self._read_connect(tunnel, reader, writer)
+        if request is None:
+            return
+        tunnel.request = request
+        try:
+            upstream = await self._connect(request)
+        except TunnelError as exc:
+            tunnel.error = str(exc)
+            await _send(writer, error_response(exc.status, str(exc)))
+            self._log_connection(tunnel)
+            return
+        up_reader, up_writer = upstream
+        peer = up_writer.get_extra_info("peername") or ("", 0)
+        tunnel.destination_address = str(peer[0])
+        inspector = Inspector(tunnel, self.sink)
+        try:
+            writer.write(ESTABLISHED)
+            await writer.drain()
+            await self._relay(tunnel, inspector, reader, writer, up_reader, up_writer)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            up_writer.close()
+            inspector.close()
+            self._log_connection(tunnel)
+
+    async def _read_connect(
+        self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> ConnectRequest | None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            if len(head) > MAX_HEAD:
+                raise TunnelError(400, f"request head larger than {MAX_HEAD} bytes")
+            return ConnectRequest.decode(head)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            return None  # the client went away (or never spoke): nothing to answer
+        except asyncio.LimitOverrunError:
+            error = TunnelError(400, f"request head larger than {MAX_HEAD} bytes")
+        except TunnelError as exc:
+            error = exc
+        log.info("refused request from %s:%s: %s", tunnel.source_address, tunnel.source_port, error)
+        await _send(writer, error_response(error.status, str(error)))
+        return None
+
+    async def _connect(self, request: ConnectRequest) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        target = f"{request.host}:{request.port}"
+        try:
+            return await asyncio.wait_for(
+                asyncio.open_connection(request.host, request.port), self.connect_timeout
+            )
+        except TimeoutError:
+            raise TunnelError(
+                504, f"connecting to {target} timed out after {self.connect_timeout:g}s"
+            ) from None
+        except OSError as exc:
+            raise TunnelError(502, f"cannot connect to {target}: {_reason(exc)}") from None
+
+    async def _relay(
+        self,
+        tunnel: Tunnel,
+        inspector: Inspector,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
+        def upward(data: bytes) -> None:
+            tunnel.bytes_up += len(data)
+            inspector.client_data(data)
+
+        def downward(data: bytes) -> None:
+            tunnel.bytes_down += len(data)
+            inspector.server_data(data)
+
+        pumps = [
+            asyncio.ensure_future(_pump(reader, up_writer, upward)),
+            asyncio.ensure_future(_pump(up_reader, writer, downward)),
+        ]
+        done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if task.exception() and not isinstance(task.exception(), ConnectionError | OSError):
+                raise task.exception()  # type: ignore[misc]
+
+    def _log_connection(self, tunnel: Tunnel) -> None:
+        request = tunnel.request
+        assert request is not None
+        self.sink(
+            accesslog.connection_record(
+                connection_id=tunnel.id,
+                start_time=tunnel.started,
+                source_address=tunnel.source_address,
+                source_port=tunnel.source_port,
+                destination_address=tunnel.destination_address,
+                destination_port=request.port,
+                end_time=time.time(),
+                destination_host=request.host,
+                protocol=request.protocol,
+                source_identity=request.source,
+                server_names=tunnel.server_names,
+                bytes_up=tunnel.bytes_up,
+                bytes_down=tunnel.bytes_down,
+                error=tunnel.error,
+            )
+        )
+
+    async def close(self) -> None:
+        """Cancel the tunnels still open (used at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _pump(
+    src: asyncio.StreamReader, dst: asyncio.StreamWriter, observe: Callable[[bytes], None]
+) -> None:
+    """Copy until EOF, then half-close ``dst`` so the other direction can finish."""
+    while data := await src.read(READ_SIZE):
+        observe(data)
+        dst.write(data)
+        await dst.drain()
+    if dst.can_write_eof() and not dst.is_closing():
+        dst.write_eof()
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno).lower()
+
+
+async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    try:
+        writer.write(data)
+        await writer.drain()
+    except (ConnectionError, OSError):
+        pass

@@ -1,0 +1,119 @@
+"""The access-log record contract: field order, id and time formats, schema validation."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from mesh.gateway import accesslog
+
+
+def sample_request(**overrides) -> dict:
+    values = dict(
+        connection_id="f34e0b0aa1034190",
+        request_time=1668068131.8645,
+        source_address="10.42.0.17",
+        source_port=36856,
+        host="httpbin.org",
+        path="/get",
+        method="HEAD",
+        status=200,
+        source_identity="curl/curl",
+    )
+    values.update(overrides)
+    return accesslog.request_record(**values)
+
+
+def sample_connection(**overrides) -> dict:
+    values = dict(
+        connection_id="f34e0b0aa1034190",
+        start_time=1668068131.8,
+        source_address="10.42.0.17",
+        source_port=36856,
+        destination_address="203.0.113.7",
+        destination_port=443,
+        end_time=1668068132.0,
+        destination_host="httpbin.org",
+        protocol="https",
+        server_names=["httpbin.org"],
+    )
+    values.update(overrides)
+    return accesslog.connection_record(**values)
+
+
+def test_request_record_matches_the_article_line():
+    line = accesslog.dumps(sample_request())
+    article = (
+        '{"connection_id": "f34e0b0aa1034190", "request_time": "2022-11-10T08:15:31.864Z", '
+        '"source_address": "10.42.0.17", "source_port": 36856, "host": "httpbin.org", '
+        '"path": "/get", "method": "HEAD"'
+    )
+    assert line.startswith(article)
+    assert accesslog.validate(json.loads(line)) == "request"
+
+
+def test_connection_record_fields_in_order_with_server_names():
+    record = sample_connection()
+    assert tuple(record)[:8] == (*accesslog.CONNECTION_FIELDS, "serverNames")
+    assert record["start_time"] == "2022-11-10T08:15:31.800Z"
+    assert record["serverNames"] == ["httpbin.org"]
+    assert accesslog.validate(record) == "connection"
+
+
+def test_connection_record_without_tls_has_no_server_names():
+    assert "serverNames" not in sample_connection(server_names=[])
+
+
+def test_connection_ids_are_16_lowercase_hex_and_distinct():
+    ids = {accesslog.new_connection_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+
+
+@pytest.mark.parametrize(
+    "epoch, text",
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1668068131.8649, "2022-11-10T08:15:31.864Z"),
+        (1.0009, "1970-01-01T00:00:01.000Z"),
+    ],
+)
+def test_times_are_utc_with_milliseconds(epoch, text):
+    assert accesslog.iso_time(epoch) == text
+
+
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (lambda r: r.update(connection_id="F34E0B0AA1034190"), "connection_id"),
+        (lambda r: r.update(request_time="2022-11-10 08:15:31"), "request_time"),
+        (lambda r: r.update(source_port="36856"), "source_port"),
+        (lambda r: r.pop("method"), "method"),
+    ],
+)
+def test_validate_names_the_broken_field(broken, message):
+    record = sample_request()
+    broken(record)
+    with pytest.raises(accesslog.InvalidRecord, match=message):
+        accesslog.validate(record)
+
+
+def test_validate_rejects_reordered_fields():
+    record = sample_request()
+    reordered = {"host": record.pop("host"), **record}
+    with pytest.raises(accesslog.InvalidRecord, match="must start with"):
+        accesslog.validate(reordered)
+
+
+def test_emit_writes_one_flushed_line_and_parse_lines_splits_kinds():
+    out = io.StringIO()
+    accesslog.emit(sample_request(), out)
+    out.write("not json\n")
+    accesslog.emit(sample_connection(), out)
+    requests, connections = accesslog.parse_lines(out.getvalue())
+    assert [r["path"] for r in requests] == ["/get"]
+    assert [c["destination_port"] for c in connections] == [443]
+    assert out.getvalue().count("\n") == 3

@@ -1,0 +1,89 @@
+"""Passive HTTP observation inside a tunnel: framing, HEAD, keep-alive, pipelining, chunked."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mesh.gateway.httpstream import HttpObserver, looks_like_http
+
+GET = b"GET /get HTTP/1.1\r\nHost: HTTPBin.org:80\r\n\r\n"
+HEAD = b"HEAD /status/200 HTTP/1.1\r\nHost: httpstat.us.\r\n\r\n"
+OK_JSON = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+HEAD_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"  # HEAD: length announced, no body
+CHUNKED = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nA: b\r\n\r\n"
+
+
+def observe(client: bytes, server: bytes, step: int | None = None) -> tuple[list, list]:
+    """Feed both directions (optionally in ``step``-byte slices); return (while running, at close)."""
+    clock = itertools.count(100)
+    obs = HttpObserver("fallback.example", clock=lambda: float(next(clock)))
+    obs.client_data(client)
+    seen = []
+    size = step or len(server) or 1
+    for i in range(0, len(server), size):
+        seen += obs.server_data(server[i : i + size])
+    return seen, obs.close()
+
+
+def summary(exchanges) -> list[tuple]:
+    return [(e.method, e.host, e.path, e.status, e.response_bytes) for e in exchanges]
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_keep_alive_requests_complete_in_order_whatever_the_segmentation(step):
+    seen, rest = observe(GET + HEAD + GET, OK_JSON + HEAD_ANSWER + CHUNKED, step)
+    assert summary(seen) == [
+        ("GET", "httpbin.org", "/get", 200, 2),
+        ("HEAD", "httpstat.us", "/status/200", 200, 0),
+        ("GET", "httpbin.org", "/get", 404, 5),
+    ]
+    assert rest == []
+
+
+def test_request_without_answer_is_reported_at_close_without_status():
+    seen, rest = observe(GET, b"")
+    assert seen == []
+    assert summary(rest) == [("GET", "httpbin.org", "/get", None, 0)]
+
+
+def test_response_delimited_by_close_completes_at_close():
+    seen, rest = observe(GET, b"HTTP/1.0 200 OK\r\n\r\nbody until close")
+    assert seen == []
+    assert summary(rest) == [("GET", "httpbin.org", "/get", 200, 16)]
+
+
+def test_interim_100_continue_does_not_consume_the_request():
+    post = b"POST /post HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc"
+    seen, _ = observe(
+        post + GET, b"HTTP/1.1 100 Continue\r\n\r\n" + OK_JSON + b"HTTP/1.1 204 No Content\r\n\r\n"
+    )
+    assert summary(seen) == [("POST", "a.example", "/post", 200, 2), ("GET", "httpbin.org", "/get", 204, 0)]
+
+
+def test_absolute_form_target_and_missing_host_header():
+    request = b"GET http://Example.COM:8080/a?b=1 HTTP/1.1\r\n\r\n"
+    seen, _ = observe(request, OK_JSON)
+    assert summary(seen) == [("GET", "example.com", "/a?b=1", 200, 2)]
+
+
+def test_upgrade_stops_observation_after_101():
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: a.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    seen, rest = observe(upgrade + b"\x81\x05hello", b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x02hi")
+    assert summary(seen) == [("GET", "a.example", "/ws", 101, 0)]
+    assert rest == []
+
+
+def test_garbage_from_upstream_stops_observation_quietly():
+    seen, rest = observe(GET, b"SSH-2.0-OpenSSH\r\n\r\n")
+    assert seen == []
+    assert summary(rest) == [("GET", "httpbin.org", "/get", None, 0)]
+
+
+@pytest.mark.parametrize(
+    "first, expected",
+    [(b"GET / HTTP/1.1\r\n", True), (b"HEAD ", True), (b"\x16\x03\x01\x02\x00", False), (b"SSH-2.0", False)],
+)
+def test_looks_like_http(first, expected):
+    assert looks_like_http(first) is expected
