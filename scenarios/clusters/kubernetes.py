@@ -1,0 +1,754 @@
+"""What every Kubernetes backend shares: kubectl/meshctl subprocesses against one kubeconfig.
+
+Subclasses (k3s, kind, k3d, k3s-container, external) only say how the cluster comes up, goes
+down and receives images. Command lines are built by pure functions (tested without a cluster);
+every ``OpResult.command`` is the kubectl command as a user would type it, in the article's form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import yaml
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from scenarios.clusters import coredns
+from scenarios.clusters.base import (
+    BackendOptions,
+    BackendUnavailable,
+    Cluster,
+    MeshOptions,
+    OpResult,
+    Unsupported,
+    join,
+)
+
+IMAGE_PREFIX = "egress-mesh/"
+STANDINS_MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "standins.yaml"
+MESHCONFIG_NAME = "osm-mesh-config"
+COMMAND_TIMEOUT = 300.0
+#: namespaces a harness never deletes on reset
+SYSTEM_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
+)
+#: custom resources removed by reset() in every namespace
+POLICY_RESOURCES = ("egresses.policy.openservicemesh.io", "egressgateways.policy.openservicemesh.io")
+
+
+# ---- pure command builders ------------------------------------------------------------------------
+def pod_name_lookup(namespace: str, selector: str) -> str:
+    """The article's ``$(kubectl get pod ...)`` sub-command that finds the pod by label."""
+    return f"\"$(kubectl get pod -n {namespace} -l {selector} -o jsonpath='{{.items..metadata.name}}')\""
+
+
+def exec_display(namespace: str, selector: str, container: str, argv: Sequence[str]) -> str:
+    """``kubectl exec "$(kubectl get pod -n curl -l app=curl -o jsonpath=...)" -n curl -c curl -- ...``"""
+    return (
+        f"kubectl exec {pod_name_lookup(namespace, selector)} -n {namespace} -c {container} -- {join(argv)}"
+    )
+
+
+def exec_argv(pod: str, namespace: str, container: str, argv: Sequence[str]) -> list[str]:
+    return ["kubectl", "exec", pod, "-n", namespace, "-c", container, "--", *argv]
+
+
+def logs_display(namespace: str, selector: str, container: str | None = None) -> str:
+    command = f"kubectl logs -n {namespace} {pod_name_lookup(namespace, selector)}"
+    return f"{command} -c {container}" if container else command
+
+
+def logs_argv(pod: str, namespace: str, container: str | None = None, tail: int | None = None) -> list[str]:
+    argv = ["kubectl", "logs", "-n", namespace, pod]
+    if container:
+        argv += ["-c", container]
+    if tail is not None:
+        argv.append(f"--tail={tail}")
+    return argv
+
+
+def apply_argv(namespace: str | None = None) -> list[str]:
+    return ["kubectl", "apply", *(["-n", namespace] if namespace else []), "-f", "-"]
+
+
+def apply_display(manifest: str, namespace: str | None = None) -> str:
+    """``kubectl apply -f - <<EOF ... EOF`` exactly as the article writes it."""
+    body = manifest if manifest.endswith("\n") else manifest + "\n"
+    return f"{join(apply_argv(namespace))} <<EOF\n{body}EOF"
+
+
+def delete_argv(kind: str, name: str, namespace: str | None = None) -> list[str]:
+    return ["kubectl", "delete", kind, name, *(["-n", namespace] if namespace else [])]
+
+
+def patch_argv(
+    kind: str, name: str, namespace: str | None, patch: Mapping, patch_type: str = "merge"
+) -> list[str]:
+    body = json.dumps(patch, separators=(",", ":"))
+    ns = ["-n", namespace] if namespace else []
+    return ["kubectl", "patch", kind, name, *ns, "-p", body, f"--type={patch_type}"]
+
+
+def get_pods_argv(namespace: str, selector: str | None) -> list[str]:
+    return ["kubectl", "get", "pods", "-n", namespace, *(["-l", selector] if selector else []), "-o", "json"]
+
+
+def wait_display(namespace: str, selector: str, timeout: float) -> str:
+    target = ["-l", selector] if selector else ["--all"]
+    return join(
+        [
+            "kubectl",
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            *target,
+            "-n",
+            namespace,
+            f"--timeout={int(timeout)}s",
+        ]
+    )
+
+
+def meshctl_base() -> list[str]:
+    """``meshctl`` from PATH, else the same program through this interpreter."""
+    return ["meshctl"] if shutil.which("meshctl") else [sys.executable, "-m", "mesh.cli"]
+
+
+def install_argv(
+    options: MeshOptions, registry: str, tag: str, pull_policy: str, base: Sequence[str] = ("meshctl",)
+) -> list[str]:
+    """The article's ``osm install`` options plus where the images are."""
+    argv = [
+        *base,
+        "install",
+        "--mesh-name",
+        options.mesh_name,
+        "--osm-namespace",
+        options.mesh_namespace,
+        f"--set=osm.enableEgress={str(options.enable_egress).lower()}",
+        f"--set=osm.image.registry={registry}",
+        f"--set=osm.image.tag={tag}",
+        f"--set=osm.image.pullPolicy={pull_policy}",
+    ]
+    argv += [f"--set={key}={value}" for key, value in options.extra_set.items()]
+    return argv
+
+
+def uninstall_argv(options: MeshOptions, base: Sequence[str] = ("meshctl",)) -> list[str]:
+    return [
+        *base,
+        "uninstall",
+        "--mesh-name",
+        options.mesh_name,
+        "--osm-namespace",
+        options.mesh_namespace,
+        "--delete-crds",
+    ]
+
+
+def map_osm_argv(argv: Sequence[str], base: Sequence[str] = ("meshctl",)) -> list[str]:
+    """``osm namespace add curl`` -> ``meshctl namespace add curl`` (same program, article name)."""
+    return [*base, *argv[1:]]
+
+
+def combined_tag(refs: Iterable[str]) -> str:
+    """One tag for a set of content-tagged images, since ``meshctl --set osm.image.tag`` takes one."""
+    digest = hashlib.sha256("\n".join(sorted(refs)).encode()).hexdigest()
+    return f"run-{digest[:12]}"
+
+
+def short_name(ref: str) -> str:
+    """``egress-mesh/proxy:abc`` -> ``proxy``; ``reg:5000/x/proxy@sha256:..`` -> ``proxy``."""
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+def retag_plan(images: Iterable[str], registry: str, tag: str) -> dict[str, str]:
+    """Source ref -> ``REGISTRY/<short>:TAG`` for every image."""
+    return {ref: f"{registry.rstrip('/')}/{short_name(ref)}:{tag}" for ref in images}
+
+
+def _pod_specs(doc: dict) -> Iterable[dict]:
+    kind = doc.get("kind")
+    spec = doc.get("spec") or {}
+    if kind == "Pod":
+        yield spec
+    elif kind == "CronJob":
+        yield (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    elif isinstance(spec.get("template"), dict):
+        yield spec["template"].get("spec") or {}
+
+
+def substitute_images(manifest: str, images: Mapping[str, str], pull_policy: str | None = None) -> str:
+    """Point ``egress-mesh/<short>[:any]`` images at the loaded refs (``images``: short -> ref).
+
+    Returns the manifest unchanged (same text) when no container uses an egress-mesh image."""
+    docs = list(yaml.safe_load_all(manifest))
+    changed = False
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        for spec in _pod_specs(doc):
+            for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+                image = str(container.get("image", ""))
+                if not image.startswith(IMAGE_PREFIX):
+                    continue
+                short = short_name(image)
+                if short in images:
+                    container["image"] = images[short]
+                    if pull_policy:
+                        container["imagePullPolicy"] = pull_policy
+                    changed = True
+    if not changed:
+        return manifest
+    return yaml.safe_dump_all([d for d in docs if d is not None], sort_keys=False)
+
+
+def apply_target(argv: Sequence[str]) -> tuple[str, str | None] | None:
+    """For ``kubectl apply|create [-n NS] -f FILE``: (FILE, NS), so local files get image substitution."""
+    if len(argv) < 4 or argv[0] != "kubectl" or argv[1] not in ("apply", "create"):
+        return None
+    filename = namespace = None
+    rest = list(argv[2:])
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        value = rest[i + 1] if i + 1 < len(rest) else None
+        if arg in ("-f", "--filename"):
+            filename, i = value, i + 2
+        elif arg in ("-n", "--namespace"):
+            namespace, i = value, i + 2
+        elif arg.startswith("--filename="):
+            filename, i = arg.split("=", 1)[1], i + 1
+        elif arg.startswith("--namespace="):
+            namespace, i = arg.split("=", 1)[1], i + 1
+        elif arg.startswith("-"):
+            return None  # flags we do not interpret: hand the command to kubectl as it is
+        else:
+            return None
+    if not filename or filename == "-" or "://" in filename or not Path(filename).is_file():
+        return None
+    return filename, namespace
+
+
+# ---- readiness diagnosis (pure) -------------------------------------------------------------------
+def pod_is_ready(pod: dict) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") == "Succeeded":
+        return True
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def live_pods(pods: Iterable[dict]) -> list[dict]:
+    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
+def pick_pod(pods: Iterable[dict]) -> dict | None:
+    """The pod the article's ``$(kubectl get pod ...)`` would mean: live, running, ready first."""
+    candidates = live_pods(pods)
+    candidates.sort(
+        key=lambda p: (
+            not pod_is_ready(p),
+            (p.get("status") or {}).get("phase") != "Running",
+            p["metadata"]["name"],
+        )
+    )
+    return candidates[0] if candidates else None
+
+
+def _container_problem(status: dict) -> str | None:
+    state = status.get("state") or {}
+    name = status.get("name", "?")
+    restarts = status.get("restartCount", 0)
+    suffix = f" (restarts: {restarts})" if restarts else ""
+    if "waiting" in state:
+        waiting = state["waiting"] or {}
+        return (
+            f"container {name} waiting: {waiting.get('reason', '?')} {waiting.get('message', '')}".rstrip()
+            + suffix
+        )
+    if "terminated" in state:
+        term = state["terminated"] or {}
+        if term.get("exitCode", 0) == 0 and term.get("reason") == "Completed":
+            return None
+        return (
+            f"container {name} terminated: {term.get('reason', '?')} exit code {term.get('exitCode')} "
+            f"{term.get('message', '')}".rstrip()
+            + suffix
+        )
+    if not status.get("ready", False):
+        return f"container {name} running but not ready{suffix}"
+    return None
+
+
+def describe_not_ready(
+    namespace: str,
+    selector: str,
+    pods: Sequence[dict],
+    events: Sequence[dict],
+    logs: Mapping[tuple[str, str], str],
+) -> str:
+    """Why pods matching ``selector`` are not ready: status, events, last log lines."""
+    what = f"pods -l {selector}" if selector else "pods"
+    lines = [f"{what} in namespace {namespace} not ready:"]
+    pods = live_pods(pods)
+    if not pods:
+        lines.append(
+            "  no pod exists (check the Deployment/ReplicaSet events below, e.g. a webhook refusing pods)"
+        )
+    for pod in pods:
+        if pod_is_ready(pod):
+            continue
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        lines.append(f"  pod {meta.get('name')}: phase {status.get('phase', '?')}")
+        for cond in status.get("conditions") or []:
+            if cond.get("status") != "True" and (cond.get("reason") or cond.get("message")):
+                lines.append(
+                    f"    {cond.get('type')}: {cond.get('reason', '')} {cond.get('message', '')}".rstrip()
+                )
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            problem = _container_problem(cs)
+            if problem:
+                lines.append(f"    {problem}")
+    names = {(p.get("metadata") or {}).get("name") for p in pods}
+    relevant = [
+        e
+        for e in events
+        if e.get("type") == "Warning" or (e.get("involvedObject") or {}).get("name") in names or not pods
+    ]
+    if relevant:
+        lines.append("  events:")
+        for event in relevant[-15:]:
+            obj = event.get("involvedObject") or {}
+            lines.append(
+                f"    {event.get('type', '')} {obj.get('kind', '')}/{obj.get('name', '')}: "
+                f"{event.get('reason', '')}: {event.get('message', '')}"
+            )
+    for (pod, container), text in logs.items():
+        tail = [line for line in text.splitlines() if line.strip()][-10:]
+        if tail:
+            lines.append(f"  last log lines of {pod}/{container}:")
+            lines += [f"    {line}" for line in tail]
+    return "\n".join(lines)
+
+
+def default_kubeconfig(explicit: str | None = None) -> str | None:
+    """``options.kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``, then ``/etc/rancher/k3s/k3s.yaml``."""
+    candidates = [
+        explicit,
+        os.environ.get("KUBECONFIG"),
+        str(Path.home() / ".kube" / "config"),
+        "/etc/rancher/k3s/k3s.yaml",
+    ]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        first = candidate.split(os.pathsep)[0]
+        if Path(first).expanduser().is_file():
+            return candidate
+    return None
+
+
+def minor_of(version: str) -> str:
+    """``v1.36.4`` / ``1.36`` / ``1.36.4+k3s1`` -> ``1.36``."""
+    match = re.match(r"^v?(\d+)\.(\d+)", version.strip())
+    if not match:
+        raise ValueError(f"not a Kubernetes version: {version!r} (expected e.g. v1.36.4 or 1.36)")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+def pick_version(version: str | None, pinned: Mapping[str, str]) -> str:
+    """The pinned full version for ``version``'s minor (``pinned``: minor -> full), the newest when
+    ``version`` is None, or ``version`` itself (without ``v``) when its minor is not pinned."""
+    if not version:
+        return pinned[max(pinned, key=lambda m: tuple(int(x) for x in m.split(".")))]
+    minor = minor_of(version)
+    bare = version.strip().lstrip("v")
+    if bare == minor or bare == pinned.get(minor, "").split("@")[0].split("+")[0]:
+        return pinned.get(minor, bare)
+    return bare
+
+
+def state_dir() -> Path:
+    """Where kubeconfigs of harness-created clusters live, so kept clusters are found again."""
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "egress-mesh"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def export_images(refs: Sequence[str], path: str | Path) -> OpResult:
+    """One ``docker save`` archive of ``refs`` (through ``scenarios.images.save`` when it exists)."""
+    argv = ["docker", "save", "-o", str(path), *refs]
+    try:
+        from scenarios import images as image_module
+
+        save = getattr(image_module, "save", None)
+    except ImportError:
+        save = None
+    if save is not None:
+        save(list(refs), str(path))
+        return OpResult(command=join(argv))
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    return OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr)
+
+
+def docker_tag(source: str, target: str) -> OpResult:
+    argv = ["docker", "tag", source, target]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    return OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr)
+
+
+# ---- the backend ----------------------------------------------------------------------------------
+class KubernetesCluster(Cluster):
+    """A Cluster reached through ``kubectl`` and ``meshctl`` with ``KUBECONFIG`` set."""
+
+    name = "kubernetes"
+    #: the harness created this cluster and may delete whole sample namespaces in it
+    harness_owned = False
+    #: image pull policy for the mesh and sample images (Never would also do for preloaded images)
+    pull_policy = "IfNotPresent"
+
+    def __init__(self, options: BackendOptions | None = None) -> None:
+        self.options = options or BackendOptions()
+        self.kubeconfig: str | None = self.options.kubeconfig
+        self.mesh_options = MeshOptions()
+        self.registry = "egress-mesh"
+        self.image_tag: str | None = None
+        #: short name -> ref as the cluster knows it (after retag/push)
+        self.images: dict[str, str] = {}
+        self._baseline_namespaces: set[str] | None = None
+        self._meshconfig_spec: dict | None = None
+        self._artifact_round = 0
+
+    # capabilities ------------------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        caps = {"kubernetes", "kubectl", "webhook", "iptables", "gateway-log", "pod-ip", "meshctl"}
+        if self.options.external == "internet":
+            caps.add("internet")
+        else:
+            caps |= {"standins", "coredns"}
+        return frozenset(caps)
+
+    # subprocess plumbing -----------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.kubeconfig:
+            env["KUBECONFIG"] = self.kubeconfig
+        return env
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        display: str | None = None,
+        stdin: str | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> OpResult:
+        command = display if display is not None else join(argv)
+        try:
+            proc = subprocess.run(
+                list(argv), input=stdin, capture_output=True, text=True, env=self.env(), timeout=timeout
+            )
+        except FileNotFoundError:
+            return OpResult(command, 127, "", f"{argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return OpResult(command, 124, "", f"timed out after {timeout:.0f}s")
+        return OpResult(command, proc.returncode, proc.stdout, proc.stderr)
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT) -> OpResult:
+        return self._run(["kubectl", *args], stdin=stdin, timeout=timeout)
+
+    def _get_json(self, *args: str) -> dict:
+        result = self.kubectl("get", *args, "-o", "json")
+        if not result.ok:
+            raise RuntimeError(f"{result.command} failed: {result.stderr.strip()}")
+        return json.loads(result.stdout or "{}")
+
+    def _pods(self, namespace: str, selector: str | None) -> list[dict]:
+        result = self._run(get_pods_argv(namespace, selector))
+        if not result.ok:
+            return []
+        return json.loads(result.stdout or "{}").get("items", [])
+
+    def check_reachable(self) -> None:
+        if not shutil.which("kubectl"):
+            raise BackendUnavailable(
+                f"{self.name}: kubectl is not on PATH; install it (https://kubernetes.io/docs/tasks/tools/)"
+            )
+        result = self.kubectl("get", "--raw=/readyz", timeout=30)
+        if not result.ok:
+            where = self.kubeconfig or "the default kubeconfig"
+            raise BackendUnavailable(
+                f"{self.name}: no Kubernetes cluster reachable with {where}: {result.stderr.strip()}"
+            )
+
+    # lifecycle (subclasses override _create/_destroy/_import_archive) ----------------------------------
+    def up(self) -> None:
+        self._create()
+        self.check_reachable()
+        if self._baseline_namespaces is None:
+            self._baseline_namespaces = self._namespaces()
+
+    def _create(self) -> None:
+        """Create or find the cluster and set ``self.kubeconfig``."""
+
+    def _destroy(self) -> None:
+        """Delete the cluster if this backend owns it."""
+
+    def down(self, keep: bool = False) -> None:
+        if keep or self.options.keep:
+            self.save_artifacts("down")
+            return
+        self.save_artifacts("down")
+        if not self.harness_owned:
+            self._clean_in_cluster()
+        self._destroy()
+
+    def _clean_in_cluster(self) -> None:
+        self.reset()
+        self.remove_standins()
+        self._run(uninstall_argv(self.mesh_options, meshctl_base()))
+
+    # images -----------------------------------------------------------------------------------------
+    def load_images(self, images: Sequence[str]) -> list[OpResult]:
+        """Retag every image with one run tag (meshctl takes a single tag), then hand them to the cluster."""
+        if not images:
+            return []
+        self.image_tag = combined_tag(images)
+        plan = retag_plan(images, self.registry, self.image_tag)
+        results = [docker_tag(src, dst) for src, dst in plan.items()]
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise BackendUnavailable(f"{self.name}: could not tag images: {failed[0].stderr.strip()}")
+        self.images = {short_name(dst): dst for dst in plan.values()}
+        results += self._import_images(list(plan.values()))
+        return results
+
+    def _import_images(self, refs: list[str]) -> list[OpResult]:
+        """Default: one ``docker save`` archive imported by ``self.import_argv(archive)``."""
+        with tempfile.TemporaryDirectory(prefix="egress-mesh-images-") as tmp:
+            archive = Path(tmp) / "images.tar"
+            saved = export_images(refs, archive)
+            if not saved.ok:
+                raise BackendUnavailable(f"{self.name}: {saved.command} failed: {saved.stderr.strip()}")
+            loaded = self._load_archive(str(archive))
+            if not loaded.ok:
+                raise BackendUnavailable(f"{self.name}: {loaded.command} failed: {loaded.stderr.strip()}")
+            return [saved, loaded]
+
+    def _load_archive(self, archive: str) -> OpResult:
+        raise Unsupported(f"{self.name} cannot load image archives")
+
+    # mesh ---------------------------------------------------------------------------------------------
+    def install_mesh(self, options: MeshOptions) -> list[OpResult]:
+        self.mesh_options = options
+        results: list[OpResult] = []
+        if self.options.external != "internet":
+            results += self.deploy_standins()
+        tag = self.image_tag or "latest"
+        install = self._run(install_argv(options, self.registry, tag, self.pull_policy, meshctl_base()))
+        install.command = join(install_argv(options, self.registry, tag, self.pull_policy))
+        results.append(install)
+        if not install.ok:
+            raise RuntimeError(
+                f"{install.command} failed (exit {install.exit_code}):\n{install.stderr.strip()}"
+            )
+        results.append(self.wait_ready(options.mesh_namespace, "", timeout=180))
+        self._meshconfig_spec = self._get_json(
+            "meshconfig", MESHCONFIG_NAME, "-n", options.mesh_namespace
+        ).get("spec")
+        self._baseline_namespaces = (self._baseline_namespaces or set()) | self._namespaces()
+        return results
+
+    def deploy_standins(self) -> list[OpResult]:
+        results = [self.apply(STANDINS_MANIFEST.read_text())]
+        if not results[0].ok:
+            raise RuntimeError(f"stand-ins not applied: {results[0].stderr.strip()}")
+        results.append(self.wait_ready(coredns.STANDIN_NAMESPACE, "app=standin", timeout=120))
+        results += coredns.add_rewrites(self)
+        return results
+
+    def remove_standins(self) -> list[OpResult]:
+        if self.options.external == "internet":
+            return []
+        results = coredns.remove_rewrites(self)
+        results.append(self.kubectl("delete", "namespace", coredns.STANDIN_NAMESPACE, "--ignore-not-found"))
+        return results
+
+    def reset(self) -> None:
+        self.save_artifacts("reset")
+        for resource in POLICY_RESOURCES:
+            self.kubectl(
+                "delete", resource, "--all", "--all-namespaces", "--ignore-not-found", "--wait=false"
+            )
+        doomed = sorted(self._sample_namespaces())
+        if doomed:
+            for ns in doomed:
+                self.kubectl(
+                    "delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", "--wait=false"
+                )
+            self.kubectl("delete", "namespace", *doomed, "--ignore-not-found", "--timeout=180s")
+        if self._meshconfig_spec is not None:
+            self.kubectl(
+                *patch_argv(
+                    "meshconfig",
+                    MESHCONFIG_NAME,
+                    self.mesh_options.mesh_namespace,
+                    {"spec": self._meshconfig_spec},
+                )[1:]
+            )
+
+    def _namespaces(self) -> set[str]:
+        try:
+            items = self._get_json("namespaces").get("items", [])
+        except RuntimeError:
+            return set()
+        return {item["metadata"]["name"] for item in items}
+
+    def _sample_namespaces(self) -> set[str]:
+        """Namespaces made by scenarios (not there at install), plus, in harness-owned clusters,
+        meshed namespaces a previous kept run left behind."""
+        keep = set(SYSTEM_NAMESPACES) | {self.mesh_options.mesh_namespace, coredns.STANDIN_NAMESPACE}
+        current = self._namespaces()
+        doomed = current - (self._baseline_namespaces or current)
+        if self.harness_owned:
+            try:
+                items = self._get_json("namespaces", "-l", "openservicemesh.io/monitored-by").get("items", [])
+            except RuntimeError:
+                items = []
+            doomed |= {item["metadata"]["name"] for item in items}
+        return doomed - keep
+
+    def save_artifacts(self, when: str) -> None:
+        """With ``EGRESS_MESH_ARTIFACTS=DIR``: controller and gateway logs and events into DIR (for CI)."""
+        target = os.environ.get("EGRESS_MESH_ARTIFACTS")
+        if not target or not self.kubeconfig:
+            return
+        directory = Path(target)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._artifact_round += 1
+        stamp = f"{self._artifact_round:03d}-{when}"
+        for label, namespace, selector in (
+            ("controller", self.mesh_options.mesh_namespace, ""),
+            ("gateway", "egress-gateway", "app=global-egress-gateway"),
+        ):
+            for pod in self._pods(namespace, selector or None):
+                name = pod["metadata"]["name"]
+                result = self._run(["kubectl", "logs", "-n", namespace, name, "--all-containers", "--prefix"])
+                if result.stdout:
+                    (directory / f"{label}-{stamp}-{name}.log").write_text(result.stdout)
+        events = self.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")
+        if events.stdout:
+            (directory / f"events-{stamp}.txt").write_text(events.stdout)
+
+    # resources ----------------------------------------------------------------------------------------
+    def apply(self, manifest: str, namespace: str | None = None) -> OpResult:
+        text = substitute_images(manifest, self.images, self.pull_policy if self.images else None)
+        return self._run(apply_argv(namespace), display=apply_display(text, namespace), stdin=text)
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> OpResult:
+        return self._run(delete_argv(kind, name, namespace))
+
+    def patch(
+        self, kind: str, name: str, namespace: str | None, patch: dict, patch_type: str = "merge"
+    ) -> OpResult:
+        return self._run(patch_argv(kind, name, namespace, patch, patch_type))
+
+    def run(self, argv: Sequence[str]) -> OpResult:
+        if not argv:
+            raise Unsupported("empty command")
+        program = argv[0]
+        if program in ("osm", "meshctl"):
+            result = self._run(map_osm_argv(argv, meshctl_base()))
+            result.command = join(argv)
+            return result
+        if program != "kubectl":
+            raise Unsupported(f"{self.name} runs kubectl and osm/meshctl commands only, not {program!r}")
+        target = apply_target(argv)
+        if target and argv[1] == "apply":
+            filename, namespace = target
+            result = self.apply(Path(filename).read_text(), namespace)
+            result.command = join(argv)
+            return result
+        return self._run(argv)
+
+    # pods ---------------------------------------------------------------------------------------------
+    def _pick(self, namespace: str, selector: str) -> str | None:
+        pod = pick_pod(self._pods(namespace, selector))
+        return pod["metadata"]["name"] if pod else None
+
+    def exec(self, namespace: str, selector: str, container: str, argv: Sequence[str]) -> OpResult:
+        display = exec_display(namespace, selector, container, argv)
+        pod = self._pick(namespace, selector)
+        if pod is None:
+            return OpResult(display, 1, "", f"no pod matches -l {selector} in namespace {namespace}")
+        return self._run(exec_argv(pod, namespace, container, argv), display=display)
+
+    def logs(self, namespace: str, selector: str, container: str | None = None) -> OpResult:
+        display = logs_display(namespace, selector, container)
+        pod = self._pick(namespace, selector)
+        if pod is None:
+            return OpResult(display, 1, "", f"no pod matches -l {selector} in namespace {namespace}")
+        return self._run(logs_argv(pod, namespace, container), display=display)
+
+    def pod_ip(self, namespace: str, selector: str) -> str:
+        pod = pick_pod(self._pods(namespace, selector))
+        ip = ((pod or {}).get("status") or {}).get("podIP")
+        if not ip:
+            raise LookupError(f"no pod with an IP matches -l {selector} in namespace {namespace}")
+        return ip
+
+    def wait_ready(self, namespace: str, selector: str, timeout: float = 120.0) -> OpResult:
+        display = wait_display(namespace, selector, timeout)
+
+        def all_ready() -> bool:
+            pods = live_pods(self._pods(namespace, selector or None))
+            return bool(pods) and all(pod_is_ready(p) for p in pods)
+
+        retrying = Retrying(
+            stop=stop_after_delay(timeout), wait=wait_fixed(1), retry=retry_if_result(lambda ok: not ok)
+        )
+        try:
+            retrying(all_ready)
+        except RetryError:
+            raise TimeoutError(f"after {timeout:.0f}s: " + self.diagnose(namespace, selector)) from None
+        return OpResult(display, 0, "ready\n")
+
+    def diagnose(self, namespace: str, selector: str) -> str:
+        pods = self._pods(namespace, selector or None)
+        try:
+            events = self._get_json("events", "-n", namespace, "--sort-by=.lastTimestamp").get("items", [])
+        except RuntimeError:
+            events = []
+        logs: dict[tuple[str, str], str] = {}
+        for pod in live_pods(pods):
+            if pod_is_ready(pod):
+                continue
+            name = pod["metadata"]["name"]
+            statuses = [*(pod.get("status", {}).get("initContainerStatuses") or [])]
+            statuses += pod.get("status", {}).get("containerStatuses") or []
+            for cs in statuses:
+                if _container_problem(cs) and (
+                    cs.get("restartCount") or "terminated" in (cs.get("state") or {})
+                ):
+                    out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
+                    logs[(name, cs["name"])] = out.stdout or out.stderr
+                elif _container_problem(cs) and "running" in (cs.get("state") or {}):
+                    out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
+                    logs[(name, cs["name"])] = out.stdout
+        return describe_not_ready(namespace, selector, pods, events, logs)
+
+
+def quote(value: str) -> str:
+    """For the pytest-kubernetes providers, which join arguments into one shell string."""
+    return shlex.quote(value)
