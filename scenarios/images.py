@@ -1,0 +1,312 @@
+"""Build and tag every egress-mesh image from ``mesh/images/Dockerfile`` without a registry.
+
+Tags follow the content (base image id, Dockerfile, dependency list, sources), so an unchanged
+image is not rebuilt. Python dependencies are wheels downloaded on the host for the image's
+Python (cached under ``~/.cache/egress-mesh/wheels``), and egress-mesh itself is a wheel built
+from this checkout, so no build step needs the network.
+
+    python -m scenarios.images [--base-image debian:bookworm-slim] [--save DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from scenarios.base_image import BaseImageError, Progress, ensure_base_image, image_exists
+
+NAMES = ("proxy", "gateway", "controller", "curl", "standin")
+MESH_NAMES = ("proxy", "gateway", "controller")
+REPOSITORY_PREFIX = "egress-mesh/"
+LABEL = "egress-mesh.io/image"
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR = ROOT / "mesh" / "images"
+DOCKERFILE = IMAGES_DIR / "Dockerfile"
+STANDIN_DIR = IMAGES_DIR / "standin"
+#: what goes into the egress-mesh wheel (copied to a scratch dir so the checkout stays clean)
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "mesh", "scenarios")
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+class ImageBuildError(RuntimeError):
+    """An image cannot be built; the message says which and why."""
+
+
+def repository(name: str) -> str:
+    return REPOSITORY_PREFIX + name
+
+
+def requirements(root: Path = ROOT) -> list[str]:
+    """The runtime dependencies of the egress-mesh package (``[project].dependencies``)."""
+    with open(root / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def tree_digest(paths: Iterable[Path]) -> str:
+    """Hash of every file under ``paths`` (names and bytes), ignoring caches."""
+    digest = hashlib.sha256()
+    for top in paths:
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            if _SKIP_DIRS.intersection(path.parts) or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(top.parent)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _short(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def compute_tags(base_id: str, root: Path = ROOT) -> dict[str, str]:
+    """``{short name: "egress-mesh/NAME:TAG"}`` for every image, from content only."""
+    dockerfile = (root / "mesh/images/Dockerfile").read_text()
+    os_part = _short(base_id, dockerfile)
+    runtime_part = _short(os_part, *requirements(root))
+    standin_part = tree_digest([root / "mesh/images/standin"])
+    mesh_part = tree_digest([root / "pyproject.toml", root / "mesh"])
+    tags = {
+        "curl": _short(os_part, "curl"),
+        "standin": _short(runtime_part, standin_part, "standin"),
+    }
+    for name in MESH_NAMES:
+        tags[name] = _short(runtime_part, mesh_part, name)
+    return {name: f"{repository(name)}:{tags[name]}" for name in NAMES}
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "egress-mesh", "wheels")
+
+
+def _pip(args: list[str], what: str) -> None:
+    argv = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ImageBuildError(f"{what} failed ({' '.join(argv)}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def download_dependency_wheels(python_version: str, say: Progress, root: Path = ROOT) -> Path:
+    """Binary wheels of every dependency (and pip itself) for ``python_version`` (``"3.11"``) on
+    this machine's architecture, downloaded once and cached."""
+    reqs = requirements(root)
+    machine = platform.machine()
+    key = _short(python_version, machine, *reqs)
+    target = _cache_dir() / f"py{python_version}-{machine}-{key}"
+    if (target / "requirements.txt").is_file():
+        return target
+    say(f"downloading dependency wheels for Python {python_version} into {target}")
+    _cache_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=_cache_dir()))
+    abi = "cp" + python_version.replace(".", "")
+    platforms = [f"manylinux_2_{minor}_{machine}" for minor in (17, 28, 31, 34, 36)]
+    platforms += [f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+    args = ["download", "--only-binary=:all:", "--dest", str(tmp), "--python-version", python_version]
+    args += ["--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none"]
+    for tag in platforms:
+        args += ["--platform", tag]
+    _pip([*args, *reqs, "pip"], f"downloading wheels for Python {python_version}")
+    pip_wheels = sorted(tmp.glob("pip-*.whl"))
+    if not pip_wheels:
+        raise ImageBuildError("pip download did not fetch a pip wheel")
+    pip_wheels[-1].rename(tmp / "pip.whl")
+    (tmp / "requirements.txt").write_text("\n".join(reqs) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def build_mesh_wheel(dest: Path, root: Path = ROOT) -> Path:
+    """A pure wheel of egress-mesh built from a scratch copy of the checkout."""
+    with tempfile.TemporaryDirectory(prefix="egress-mesh-src-") as scratch:
+        for name in WHEEL_SOURCES:
+            src = root / name
+            if src.is_dir():
+                shutil.copytree(src, Path(scratch, name), ignore=shutil.ignore_patterns(*_SKIP_DIRS, "*.pyc"))
+            elif src.is_file():
+                shutil.copy2(src, Path(scratch, name))
+        _pip(
+            ["wheel", "--no-deps", "--quiet", "--wheel-dir", str(dest), scratch],
+            "building the egress-mesh wheel",
+        )
+    wheels = sorted(dest.glob("egress_mesh-*.whl"))
+    if not wheels:
+        raise ImageBuildError("pip wheel produced no egress_mesh wheel")
+    return wheels[-1]
+
+
+def assemble_context(context: Path, deps: Path, mesh_wheel: Path | None, root: Path = ROOT) -> Path:
+    """Lay out the build context: Dockerfile, wheels/deps, wheels/mesh, standin/."""
+    shutil.copy2(root / "mesh/images/Dockerfile", context / "Dockerfile")
+    shutil.copytree(deps, context / "wheels/deps")
+    (context / "wheels/mesh").mkdir(parents=True)
+    shutil.copy2(deps / "pip.whl", context / "wheels/mesh/pip.whl")
+    if mesh_wheel is not None:
+        shutil.copy2(mesh_wheel, context / "wheels/mesh" / mesh_wheel.name)
+    shutil.copytree(
+        root / "mesh/images/standin", context / "standin", ignore=shutil.ignore_patterns(*_SKIP_DIRS, "*.pyc")
+    )
+    return context
+
+
+def _docker():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # docker raises several unrelated types when no engine answers
+        raise ImageBuildError(f"no Docker engine answers ({exc}); start dockerd first") from None
+    return client
+
+
+def _build(client, context: Path, target: str, base: str, tag: str | None, say: Progress) -> str:
+    """``docker build --target TARGET``; returns the image id. Streams build output to ``say``."""
+    import docker
+
+    kwargs = {"tag": tag} if tag else {}
+    labels = {LABEL: target}
+    stream = client.api.build(
+        path=str(context),
+        target=target,
+        buildargs={"BASE_IMAGE": base},
+        labels=labels,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        **kwargs,
+    )
+    image_id = ""
+    tail: list[str] = []
+    try:
+        for chunk in stream:
+            if "error" in chunk:
+                raise ImageBuildError(f"building {target} failed: {chunk['error'].strip()}\n" + "".join(tail))
+            line = chunk.get("stream", "")
+            if line:
+                tail = (tail + [line])[-15:]
+                if line.startswith("Step "):
+                    say(f"  [{target}] {line.strip()}")
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(f"building {target} failed: {exc}") from None
+    if not image_id and tag:
+        image_id = client.images.get(tag).id
+    return image_id
+
+
+def _python_version(client, image_id: str) -> str:
+    out = client.containers.run(
+        image_id,
+        ["python3", "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        remove=True,
+    )
+    return out.decode().strip()
+
+
+def resolve_base(client, base_image: str | None, say: Progress) -> str:
+    if base_image is None:
+        try:
+            return ensure_base_image(progress=say, client=client)
+        except BaseImageError as exc:
+            raise ImageBuildError(str(exc)) from None
+    if not image_exists(client, base_image):
+        say(f"pulling base image {base_image}")
+        try:
+            client.images.pull(base_image)
+        except Exception as exc:
+            raise ImageBuildError(
+                f"base image {base_image} is not available locally and cannot be pulled ({exc}); "
+                "omit --base-image to build a Debian base from the host's package mirror"
+            ) from None
+    return base_image
+
+
+def build_all(
+    base_image: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    client=None,
+    names: Iterable[str] = NAMES,
+) -> dict[str, str]:
+    """Build what is missing; return ``{short name: "egress-mesh/NAME:TAG"}`` for ``names``."""
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    client = client or _docker()
+    base = resolve_base(client, base_image, say)
+    refs = {name: ref for name, ref in compute_tags(client.images.get(base).id).items() if name in set(names)}
+    missing = [name for name, ref in refs.items() if not image_exists(client, ref)]
+    if not missing:
+        return refs
+    say(f"building images: {', '.join(missing)} (base {base})")
+    with tempfile.TemporaryDirectory(prefix="egress-mesh-build-") as tmp:
+        os_context = Path(tmp, "os")
+        os_context.mkdir()
+        shutil.copy2(DOCKERFILE, os_context / "Dockerfile")
+        os_id = _build(client, os_context, "os", base, None, say)
+        python_version = _python_version(client, os_id)
+        deps = download_dependency_wheels(python_version, say)
+        mesh_wheel = None
+        if set(missing) & set(MESH_NAMES):
+            mesh_wheel = build_mesh_wheel(Path(tmp, "dist"))
+        context = Path(tmp, "context")
+        context.mkdir()
+        assemble_context(context, deps, mesh_wheel)
+        for name in missing:
+            _build(client, context, name, base, refs[name], say)
+            say(f"built {refs[name]}")
+    return refs
+
+
+def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=None) -> list[Path]:
+    """``docker save`` each image into ``path`` (a directory) as ``NAME.tar``; returns the files.
+
+    The Kubernetes backends import these (``k3s ctr images import``, ``kind load image-archive``)."""
+    client = client or _docker()
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    items = refs.values() if isinstance(refs, dict) else refs
+    files = []
+    for ref in items:
+        name = ref.split(":", 1)[0].rsplit("/", 1)[-1]
+        file = out / f"{name}.tar"
+        with open(file, "wb") as f:
+            for chunk in client.images.get(ref).save(named=True):
+                f.write(chunk)
+        files.append(file)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scenarios.images", description="build every egress-mesh image"
+    )
+    parser.add_argument(
+        "--base-image", help="base image (default: build egress-mesh/debian-base with debootstrap)"
+    )
+    parser.add_argument("--save", metavar="DIR", help="also docker save each image into DIR/NAME.tar")
+    args = parser.parse_args(argv)
+    try:
+        refs = build_all(args.base_image)
+        for name, ref in refs.items():
+            print(f"{name}\t{ref}")
+        if args.save:
+            for file in save(refs, args.save):
+                print(f"saved {file}")
+    except ImageBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
