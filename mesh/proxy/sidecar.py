@@ -46,6 +46,8 @@ class Sidecar:
         self.connect_timeout = connect_timeout
         self.original_destination = original_destination
         self.server: asyncio.Server | None = None
+        self.listen_port = port
+        self.active: set[asyncio.StreamWriter] = set()
 
     async def apply(self, config: ProxyConfig) -> None:
         if self.identity and config.identity != self.identity:
@@ -67,7 +69,8 @@ class Sidecar:
         wanted = self.config.mode != Mode.DISABLED
         if wanted and self.server is None:
             self.server = await self._listen()
-            emit("listener", state="open", port=self.port)
+            self.listen_port = self.server.sockets[0].getsockname()[1]
+            emit("listener", state="open", port=self.listen_port)
         elif not wanted and self.server is not None:
             self.server.close()
             self.server = None
@@ -82,16 +85,23 @@ class Sidecar:
             return await asyncio.start_server(self._accept, "0.0.0.0", self.port)
 
     def close(self) -> None:
+        """Stop listening and drop every open connection."""
         if self.server is not None:
             self.server.close()
             self.server = None
+        for writer in list(self.active):
+            writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.active.add(writer)
+        connection = ClientConnection(self, reader, writer)
         try:
-            await ClientConnection(self, reader, writer).run()
+            await connection.run()
         except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
             pass  # the client or the upstream went away; nothing useful to tell anyone
         finally:
+            self.active.discard(writer)
+            connection.close()
             writer.close()
 
 
@@ -104,6 +114,11 @@ class ClientConnection:
         self.client = f"{peer[0]}:{peer[1]}"
         self.dst_ip = ""
         self.dst_port = 0
+        self.upstreams: set[Upstream] = set()
+
+    def close(self) -> None:
+        for upstream in self.upstreams:
+            upstream.close()
 
     @property
     def config(self) -> ProxyConfig:
@@ -137,7 +152,7 @@ class ClientConnection:
             emit("connection_refused", client=self.client, reason=str(exc))
             return
         local = self.writer.get_extra_info("sockname") or ("", 0)
-        if self.dst_port == self.sidecar.port and self.dst_ip in (local[0], "127.0.0.1", "::1"):
+        if self.dst_port == self.sidecar.listen_port and self.dst_ip in (local[0], "127.0.0.1", "::1"):
             emit("connection_refused", client=self.client, reason="connection was not redirected")
             return
         if self.config.mode == Mode.DISABLED:
@@ -179,7 +194,9 @@ class ClientConnection:
             )
         else:
             src, writer = await open_direct(decision.target, self.dst_port, self.sidecar.connect_timeout)
-        return Upstream(key, src, writer)
+        upstream = Upstream(key, src, writer)
+        self.upstreams.add(upstream)
+        return upstream
 
     async def answer(self, data: bytes) -> None:
         self.writer.write(data)
@@ -213,6 +230,7 @@ class ClientConnection:
                 if upstream is None or upstream.key != key:
                     if upstream is not None:
                         upstream.close()
+                        self.upstreams.discard(upstream)
                         upstream = None
                     try:
                         upstream = await self.open_upstream(decision, Protocol.HTTP)
@@ -224,6 +242,7 @@ class ClientConnection:
                 keep_client, keep_upstream = await self.exchange(request, upstream)
                 if not keep_upstream:
                     upstream.close()
+                    self.upstreams.discard(upstream)
                     upstream = None
                 if not keep_client:
                     return

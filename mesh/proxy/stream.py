@@ -52,7 +52,7 @@ class Inbound:
         """
         start = 0
         while True:
-            index = self.buffer.find(separator, start)
+            index = self.buffer.find(separator, start, limit + len(separator))
             if index >= 0:
                 return self.take(index + len(separator))
             if len(self.buffer) > limit:

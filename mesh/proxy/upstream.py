@@ -16,7 +16,7 @@ class UpstreamError(Exception):
         self.via_gateway = via_gateway
 
 
-@dataclass
+@dataclass(eq=False)
 class Upstream:
     key: tuple[object, ...]
     src: Inbound
