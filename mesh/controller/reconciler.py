@@ -2,10 +2,11 @@
 
 Two steps:
 
-- ``Reconciler.admit(objects)`` validates the raw objects a source delivers and keeps, per
-  object (kind, namespace, name), the last version that was valid. An invalid object changes
-  nothing: if an earlier version of it was valid, that version stays in force; otherwise it is
-  ignored. Either way its error is recorded in the resulting ``Snapshot``.
+- ``Reconciler.admit(objects)`` validates the raw objects a source delivers with
+  ``mesh.api.validation`` and keeps, per object (kind, namespace, name), the last version that
+  was valid. An invalid object changes nothing: if an earlier version of it was valid, that
+  version stays in force; otherwise it is ignored. Either way its error is recorded in the
+  resulting ``Snapshot``.
 - ``compile_config(snapshot, identity)`` is pure and deterministic: the same snapshot gives the
   same ProxyConfig (and version) whatever the order the objects arrived in.
 
@@ -30,13 +31,12 @@ Compilation rules (see docs/controller.md):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh.api import validation
 from mesh.api.proxyconfig import Endpoint, Exclusions, Identity, Mode, Protocol, ProxyConfig, Rule
 from mesh.api.resources import (
     DEFAULT_MESH_NAMESPACE,
@@ -91,18 +91,11 @@ class Reconciler:
         self._last_good: dict[ObjectKey, dict[str, Any]] = {}
 
     def admit(self, objects: Iterable[dict[str, Any]], source_errors: Iterable[str] = ()) -> Snapshot:
-        objects = sorted(objects, key=object_key)
-        valid, errors = validate_objects(objects)
-        present = {object_key(o) for o in objects}
-        valid_keys = {object_key(o) for o in valid}
-        kept: dict[ObjectKey, dict[str, Any]] = {}
-        for key in sorted(present):
-            if key in valid_keys:
-                continue
-            if key in self._last_good:
-                kept[key] = self._last_good[key]
-                errors.append(f"{key[0]} {_name(key)}: invalid, keeping its last valid version")
-        self._last_good = {object_key(o): o for o in valid} | kept
+        result = validation.validate_objects(
+            sorted(objects, key=object_key), previous=self._last_good.values()
+        )
+        self._last_good = {object_key(o): o for o in result.valid}
+        errors = [str(p) for p in result.problems]
         return build_snapshot(
             self._last_good.values(),
             mesh_namespace=self.mesh_namespace,
@@ -261,70 +254,3 @@ def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def _name(key: ObjectKey) -> str:
     return f"{key[1]}/{key[2]}" if key[1] else key[2]
-
-
-def validate_objects(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The valid objects and one message per invalid one (object, field, rule).
-
-    Uses ``mesh.api.validation`` when it is available; until then a minimal built-in check of
-    the rules the compiler relies on.
-    """
-    try:
-        from mesh.api import validation
-    except ImportError:
-        return _minimal_validation(objects)
-    return validation.validate_objects(objects)
-
-
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-
-
-def _minimal_validation(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    valid: list[dict[str, Any]] = []
-    errors: list[str] = []
-    global_seen: ObjectKey | None = None
-    for obj in objects:
-        key = object_key(obj)
-        problems = _egress_problems(obj) if key[0] == "Egress" else []
-        if key[0] == "EgressGateway" and (obj.get("spec") or {}).get("global"):
-            if global_seen:
-                problems.append(
-                    f"spec.global: only one global EgressGateway allowed, {_name(global_seen)} has it"
-                )
-            else:
-                global_seen = key
-        if not key[2]:
-            problems.append("metadata.name: required")
-        if problems:
-            errors.extend(f"{key[0]} {_name(key)}: {p}" for p in problems)
-        else:
-            valid.append(obj)
-    return valid, errors
-
-
-def _egress_problems(obj: Mapping[str, Any]) -> list[str]:
-    spec = obj.get("spec") or {}
-    problems: list[str] = []
-    for fld in ("sources", "ports"):
-        if not isinstance(spec.get(fld), list) or not spec[fld]:
-            problems.append(f"spec.{fld}: required, a non-empty list")
-    for i, src in enumerate(spec.get("sources") or ()):
-        if not isinstance(src, Mapping) or src.get("kind") != "ServiceAccount" or not src.get("name"):
-            problems.append(f"spec.sources[{i}]: must be kind ServiceAccount with name and namespace")
-        elif not src.get("namespace"):
-            problems.append(f"spec.sources[{i}].namespace: required")
-    for i, port in enumerate(spec.get("ports") or ()):
-        number = port.get("number") if isinstance(port, Mapping) else None
-        if not isinstance(number, int) or not 1 <= number <= 65535:
-            problems.append(f"spec.ports[{i}].number: must be an integer 1-65535")
-        if not isinstance(port, Mapping) or port.get("protocol") not in ("http", "https", "tcp"):
-            problems.append(f"spec.ports[{i}].protocol: must be one of http, https, tcp")
-    for i, host in enumerate(spec.get("hosts") or ()):
-        if not isinstance(host, str) or not _HOST.match(normalise_host(host)):
-            problems.append(f"spec.hosts[{i}]: {host!r} is not a host name or *.domain wildcard")
-    for i, cidr in enumerate(spec.get("ipAddresses") or ()):
-        try:
-            ipaddress.ip_network(str(cidr), strict=False)
-        except ValueError:
-            problems.append(f"spec.ipAddresses[{i}]: {cidr!r} is not a CIDR")
-    return problems

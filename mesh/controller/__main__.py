@@ -1,0 +1,173 @@
+"""``mesh-controller run``: sources -> reconciler -> config server (+ admission webhook)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from mesh.api.proxyconfig import CONFIG_PORT
+from mesh.api.resources import DEFAULT_MESH_NAME, DEFAULT_MESH_NAMESPACE
+
+from .injector import InjectionSettings, default_controller_url
+from .reconciler import Reconciler
+from .server import ConfigStore, make_app
+from .sources import DirectorySource, KubernetesSource, Source, SourceError
+from .webhook import generate_certificates, make_webhook_app, patch_ca_bundle
+
+log = logging.getLogger("mesh.controller")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        time = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        return json.dumps(
+            {
+                "time": time.replace("+00:00", "Z"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mesh-controller", description="egress-mesh controller")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the controller (config server and admission webhook)")
+    run.add_argument(
+        "--source", choices=["directory", "kubernetes"], required=True, help="where resources come from"
+    )
+    run.add_argument("--manifests", metavar="DIR", help="manifest directory (with --source directory)")
+    run.add_argument("--mesh-name", default=DEFAULT_MESH_NAME)
+    run.add_argument("--mesh-namespace", default=DEFAULT_MESH_NAMESPACE)
+    run.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    run.add_argument("--port", type=int, default=CONFIG_PORT, help="config server port (plain HTTP)")
+    run.add_argument(
+        "--webhook-port", type=int, default=9443, help="admission webhook port (HTTPS); 0 disables"
+    )
+    run.add_argument("--proxy-image", default="egress-mesh/proxy:latest", help="sidecar image to inject")
+    run.add_argument("--init-image", default=None, help="init container image (default: the proxy image)")
+    run.add_argument(
+        "--image-pull-policy", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"]
+    )
+    run.add_argument(
+        "--controller-url", default=None, help="config server URL sidecars use (default: the Service)"
+    )
+    run.add_argument("--cluster-domain", default="cluster.local")
+    run.add_argument("--poll-interval", type=float, default=0.2, help="manifest directory poll interval (s)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def make_source(args: argparse.Namespace) -> Source:
+    if args.source == "directory":
+        if not args.manifests:
+            raise SourceError("--source directory needs --manifests DIR")
+        return DirectorySource(args.manifests, interval=args.poll_interval)
+    return KubernetesSource(args.mesh_namespace)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    source = make_source(args)
+    store = ConfigStore(
+        Reconciler(args.mesh_namespace),
+        cluster_domain=args.cluster_domain,
+        source_description=source.description,
+    )
+    settings = InjectionSettings(
+        proxy_image=args.proxy_image,
+        init_image=args.init_image or args.proxy_image,
+        controller_url=args.controller_url or default_controller_url(args.mesh_namespace),
+        mesh_name=args.mesh_name,
+        image_pull_policy=args.image_pull_policy,
+    )
+    runners: list[web.AppRunner] = []
+    background: list[asyncio.Task[None]] = []
+    try:
+        runners.append(await _listen(make_app(store), args.host, args.port, "config server"))
+        if args.webhook_port:
+            certs = generate_certificates(args.mesh_namespace)
+            lookup = None
+            if isinstance(source, KubernetesSource):
+                k8s = source
+
+                async def lookup(name: str):  # noqa: ANN202
+                    from mesh.api.resources import Namespace
+
+                    obj = await asyncio.to_thread(k8s.read_namespace, name)
+                    return Namespace.from_object(obj) if obj else None
+
+                background.append(asyncio.create_task(_patch_ca(args.mesh_name, certs.ca_pem)))
+            webhook = make_webhook_app(store, settings, lookup)
+            runners.append(
+                await _listen(
+                    webhook, args.host, args.webhook_port, "admission webhook", certs.server_context()
+                )
+            )
+        source_task = asyncio.create_task(source.run(store.publish))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stop_task = asyncio.create_task(stop.wait())
+        await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if source_task.done():
+            exc = source_task.exception()
+            log.error("source %s stopped: %s", source.description, exc)
+            return 1
+        source_task.cancel()
+        log.info("stopping")
+        return 0
+    finally:
+        for task in background:
+            task.cancel()
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def _listen(app: web.Application, host: str, port: int, what: str, ssl_context=None) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SourceError(f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    log.info("%s listening on %s:%d%s", what, host, port, " (HTTPS)" if ssl_context else "")
+    return runner
+
+
+async def _patch_ca(mesh_name: str, ca_pem: bytes) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        try:
+            await patch_ca_bundle(mesh_name, ca_pem)
+        except Exception as exc:  # noqa: BLE001 - reported, the controller keeps serving
+            log.error("could not write the webhook caBundle: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
+    for noisy in ("aiohttp.access", "kubernetes", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return asyncio.run(serve(args))
+    except SourceError as exc:
+        print(f"mesh-controller: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
