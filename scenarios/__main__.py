@@ -1,0 +1,179 @@
+"""``python -m scenarios``: list and run scenarios, build images, and the live demo.
+
+    python -m scenarios list
+    python -m scenarios run [NAME|FILE ...] [--backend docker] [--report FILE.json] [--keep]
+    python -m scenarios images [--base-image IMG]
+    python -m scenarios demo ...        (handled by scenarios.demo when it exists)
+
+Exit codes: 0 all expectations held, 1 an expectation failed, 2 a usage or scenario-file error,
+3 the backend is unavailable or could not be set up, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from scenarios.clusters import BACKENDS, UnknownBackend, create
+from scenarios.clusters.base import BackendOptions, BackendUnavailable
+from scenarios.format import ScenarioError, catalog_files, load_all, load_file
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to a backend takes (the demo reuses them)."""
+    parser.add_argument("--backend", default="docker", choices=list(BACKENDS), help="cluster backend")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster and containers running")
+    parser.add_argument("--base-image", help="base image for image builds (default: a local Debian base)")
+    parser.add_argument("--k8s-version", help="Kubernetes version (kind, k3d, k3s-container)")
+    parser.add_argument("--cluster-name", default="egress-mesh", help="cluster name (kind, k3d, ...)")
+    parser.add_argument("--kubeconfig", help="kubeconfig (k3s, external)")
+    parser.add_argument("--registry", help="registry to push images to (external)")
+    parser.add_argument(
+        "--external",
+        default="standins",
+        choices=["standins", "internet"],
+        help="who answers as httpbin.org / httpstat.us: local stand-ins (default) or the real services",
+    )
+
+
+def backend_options(args: argparse.Namespace) -> BackendOptions:
+    return BackendOptions(
+        keep=args.keep,
+        k8s_version=args.k8s_version,
+        cluster_name=args.cluster_name,
+        kubeconfig=args.kubeconfig,
+        registry=args.registry,
+        external=args.external,
+        base_image=args.base_image,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scenarios", description="Run the osm-edge egress article's scenarios on a backend."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="list the catalog's scenarios")
+    listing.add_argument("--lang", choices=["en", "zh"], default="en")
+
+    run = commands.add_parser("run", help="run scenarios (default: the whole catalog) on a backend")
+    run.add_argument("scenarios", nargs="*", metavar="NAME|FILE", help="catalog name or scenario file")
+    add_backend_arguments(run)
+    run.add_argument("--report", metavar="FILE.json", help="write a JSON report of every step")
+    run.add_argument("--lang", choices=["en", "zh"], default="en", help="narration language")
+    run.add_argument("-v", "--verbose", action="store_true", help="show retries and backend commands")
+
+    images = commands.add_parser("images", help="build every image (the base image too, when missing)")
+    images.add_argument(
+        "--base-image", help="base image (default: a Debian base built from the host's mirror)"
+    )
+
+    commands.add_parser("demo", help="the live walkthrough of the article", add_help=False)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    table = Table("name", "title", "steps", "file", box=None, pad_edge=False)
+    for path in catalog_files():
+        scenario = load_file(path)
+        table.add_row(scenario.name, scenario.title.get(args.lang), str(len(scenario.steps)), path.name)
+    console.print(table)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from scenarios import report
+    from scenarios.runner import ConsoleObserver, Runner, prepare
+
+    scenarios = load_all(args.scenarios)
+    cluster = create(args.backend, backend_options(args))
+    try:
+        try:
+            prepare(
+                cluster,
+                base_image=args.base_image,
+                progress=lambda line: console.print(f"[dim]{escape(line)}[/]"),
+            )
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            console.print(
+                f"[bold red]error:[/] setting up the {args.backend} backend failed: {escape(str(exc))}"
+            )
+            return EXIT_BACKEND
+        observer = ConsoleObserver(console, lang=args.lang, verbose=args.verbose)
+        result = Runner(cluster, [observer]).run(scenarios)
+    finally:
+        try:
+            cluster.down(keep=args.keep)
+        except Exception as exc:
+            console.print(
+                f"[yellow]warning:[/] removing the {args.backend} backend failed: {escape(str(exc))}"
+            )
+    if args.report:
+        console.print(f"report: {report.write(result, args.report)}")
+    return 0 if result.passed else EXIT_FAILED
+
+
+def cmd_images(args: argparse.Namespace, console: Console) -> int:
+    from scenarios import images
+
+    try:
+        refs = images.build_all(
+            base_image=args.base_image, progress=lambda line: console.print(f"[dim]{escape(line)}[/]")
+        )
+    except BackendUnavailable:
+        raise
+    except Exception as exc:
+        console.print(f"[bold red]error:[/] building the images failed: {escape(str(exc))}")
+        return EXIT_BACKEND
+    for short, ref in refs.items():
+        console.print(f"{short:10} {ref}")
+    return 0
+
+
+def cmd_demo(argv: Sequence[str], console: Console) -> int:
+    """Hands over to ``scenarios.demo.main(argv) -> int`` (the demo owns its options)."""
+    if importlib.util.find_spec("scenarios.demo") is None:
+        console.print("[bold red]error:[/] the demo is not available in this version (scenarios/demo.py)")
+        return EXIT_USAGE
+    demo = importlib.import_module("scenarios.demo")
+    return int(demo.main(list(argv)) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    try:
+        if argv[:1] == ["demo"]:
+            return cmd_demo(argv[1:], console)
+        args = build_parser().parse_args(argv)
+        handler = {"list": cmd_list, "run": cmd_run, "images": cmd_images}[args.command]
+        return handler(args, console)
+    except (ScenarioError, UnknownBackend) as exc:
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        errors.print(f"[bold red]error:[/] backend unavailable: {escape(str(exc))}")
+        return EXIT_BACKEND
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
