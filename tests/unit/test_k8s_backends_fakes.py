@@ -1,0 +1,188 @@
+"""The Kubernetes backends driving stand-in ``kubectl``/``kind``/``k3d`` programs on PATH.
+
+The stand-ins record every invocation (argv, stdin, KUBECONFIG), so these tests observe what a
+real cluster would receive: manifests on stdin (never through ``echo``), the exact cluster name
+and node image passed to the pytest-kubernetes providers, shell-quoted arguments arriving intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from scenarios.clusters import k3d, kind
+from scenarios.clusters import kubernetes as k8s
+from scenarios.clusters.base import BackendOptions
+
+FAKE = textwrap.dedent(
+    """\
+    #!{python}
+    import json, os, sys
+    from pathlib import Path
+    state = Path(os.environ["FAKE_STATE"])
+    prog, args = Path(sys.argv[0]).name, sys.argv[1:]
+    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    with open(state / "calls.jsonl", "a") as log:
+        log.write(json.dumps({{"prog": prog, "args": args, "stdin": stdin,
+                               "kubeconfig": os.environ.get("KUBECONFIG")}}) + "\\n")
+    created = (state / "created").exists()
+    if prog == "kubectl":
+        if any(a.startswith("--raw=/readyz") for a in args):
+            if not created:
+                sys.exit(1)
+            print("readyz check passed")
+        elif "sa" in args:
+            if not created:
+                sys.exit(1)
+            print("default")
+        elif args[:2] == ["get", "pods"]:
+            print((state / "pods.json").read_text())
+        elif args[:2] == ["get", "events"]:
+            print(json.dumps({{"items": []}}))
+        elif args[:1] == ["exec"]:
+            print("command terminated with exit code 7", file=sys.stderr)
+            sys.exit(7)
+    elif prog in ("kind", "k3d"):
+        if args[:1] == ["--version"]:
+            print("k3d version v5.9.0")
+        elif args[:2] in (["create", "cluster"], ["cluster", "create"]):
+            (state / "created").touch()
+        elif args[:2] == ["cluster", "list"]:
+            print("[]")
+        elif args[:2] == ["kubeconfig", "get"]:
+            print("apiVersion: v1\\nkind: Config\\n")
+    """
+)
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for prog in ("kubectl", "kind", "k3d"):
+        path = bindir / prog
+        path.write_text(FAKE.format(python=sys.executable))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pods.json").write_text(json.dumps({"items": []}))
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_STATE", str(state))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def calls(prog: str | None = None) -> list[dict]:
+        lines = (state / "calls.jsonl").read_text().splitlines() if (state / "calls.jsonl").exists() else []
+        return [c for c in map(json.loads, lines) if prog is None or c["prog"] == prog]
+
+    calls.state = state  # type: ignore[attr-defined]
+    return calls
+
+
+def _pods(*pods):
+    return json.dumps({"items": list(pods)})
+
+
+def _pod(name, ready, waiting=None):
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "phase": "Running" if ready else "Pending",
+            "podIP": "10.42.0.17",
+            "conditions": [{"type": "Ready", "status": str(ready)}],
+            "containerStatuses": [
+                {
+                    "name": "curl",
+                    "ready": ready,
+                    "state": {"waiting": waiting} if waiting else {"running": {}},
+                }
+            ],
+        },
+    }
+
+
+def _cluster(tmp_path) -> k8s.KubernetesCluster:
+    cluster = k8s.KubernetesCluster(BackendOptions())
+    cluster.kubeconfig = str(tmp_path / "kubeconfig")
+    return cluster
+
+
+def test_apply_sends_the_manifest_on_stdin_with_the_kubeconfig(fakes, tmp_path):
+    manifest = (
+        'kind: ConfigMap\napiVersion: v1\nmetadata: {name: q}\ndata: {text: "it\'s \\"quoted\\" $HOME"}\n'
+    )
+    result = _cluster(tmp_path).apply(manifest, "curl")
+    assert result.ok and result.command.startswith("kubectl apply -n curl -f - <<EOF\n")
+    [call] = fakes("kubectl")
+    assert call["args"] == ["apply", "-n", "curl", "-f", "-"]
+    assert call["stdin"] == manifest
+    assert call["kubeconfig"] == str(tmp_path / "kubeconfig")
+
+
+def test_exec_runs_in_the_ready_pod_and_reports_curls_exit_code(fakes, tmp_path):
+    (fakes.state / "pods.json").write_text(_pods(_pod("curl-old", False), _pod("curl-new", True)))
+    result = _cluster(tmp_path).exec("curl", "app=curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"])
+    assert result.exit_code == 7 and "exit code 7" in result.stderr
+    assert result.command.startswith('kubectl exec "$(kubectl get pod -n curl -l app=curl')
+    assert fakes("kubectl")[-1]["args"] == [
+        "exec", "curl-new", "-n", "curl", "-c", "curl", "--", "curl", "-sI", "http://httpbin.org:80/get",
+    ]  # fmt: skip
+    assert _cluster(tmp_path).pod_ip("curl", "app=curl") == "10.42.0.17"
+
+
+def test_osm_commands_run_meshctl_but_show_the_article_line(fakes, tmp_path, monkeypatch):
+    bindir = Path(os.environ["PATH"].split(os.pathsep)[0])
+    meshctl = bindir / "meshctl"
+    meshctl.write_text(FAKE.format(python=sys.executable))
+    meshctl.chmod(0o755)
+    result = _cluster(tmp_path).run(["osm", "namespace", "add", "curl"])
+    assert result.ok and result.command == "osm namespace add curl"
+    assert fakes("meshctl")[-1]["args"] == ["namespace", "add", "curl"]
+
+
+def test_wait_ready_timeout_says_what_is_not_ready_and_why(fakes, tmp_path):
+    waiting = {"reason": "ImagePullBackOff", "message": "egress-mesh/curl:t not found"}
+    (fakes.state / "pods.json").write_text(_pods(_pod("curl-1", False, waiting)))
+    with pytest.raises(TimeoutError) as caught:
+        _cluster(tmp_path).wait_ready("curl", "app=curl", timeout=1.5)
+    message = str(caught.value)
+    assert "pods -l app=curl in namespace curl not ready" in message
+    assert "ImagePullBackOff egress-mesh/curl:t not found" in message
+
+
+def test_kind_cluster_is_created_by_the_provider_with_our_name_and_pinned_image(fakes):
+    cluster = kind.KindCluster(BackendOptions(k8s_version="v1.36.4"))
+    cluster.up()
+    [create] = [c for c in fakes("kind") if c["args"][:2] == ["create", "cluster"]]
+    args = create["args"]
+    assert args[args.index("--name") + 1] == "egress-mesh"
+    assert args[args.index("--image") + 1] == "kindest/node:v" + kind.KIND_NODE_IMAGES["1.36"]
+    assert args[args.index("--kubeconfig") + 1] == cluster.kubeconfig
+    result = cluster._load_archive("/tmp/dir with space/images.tar")
+    assert result.command == "kind load image-archive '/tmp/dir with space/images.tar' --name egress-mesh"
+    assert fakes("kind")[-1]["args"] == [
+        "load",
+        "image-archive",
+        "/tmp/dir with space/images.tar",
+        "--name",
+        "egress-mesh",
+    ]
+    cluster.down()
+    assert fakes("kind")[-1]["args"] == ["delete", "cluster", "--name", "egress-mesh"]
+
+
+def test_k3d_cluster_disables_traefik_with_the_argument_intact(fakes):
+    cluster = k3d.K3dCluster(BackendOptions(k8s_version="1.35", keep=True))
+    cluster.up()
+    [create] = [c for c in fakes("k3d") if c["args"][:2] == ["cluster", "create"]]
+    args = create["args"]
+    assert args[args.index("--k3s-arg") + 1] == "--disable=traefik@server:*"
+    assert args[args.index("--image") + 1] == "rancher/k3s:v1.35.5-k3s1"
+    assert "egress-mesh" in args and "pytest-egress-mesh" not in args
+    cluster.down(keep=True)
+    assert not [c for c in fakes("k3d") if c["args"][:2] == ["cluster", "delete"]]
