@@ -1,0 +1,552 @@
+"""meshctl (also installed as ``osm``): install the mesh, add namespaces, inject, validate, status.
+
+The article's commands work with either name, e.g.::
+
+    osm install --mesh-name osm --osm-namespace osm-system \\
+        --set=osm.enableEgress=false --set=osm.image.pullPolicy=Always
+    osm namespace add curl
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from mesh.api import crds
+from mesh.api.load import LoadError, dump_all, load_paths
+from mesh.api.resources import (
+    DEFAULT_MESH_NAME,
+    DEFAULT_MESH_NAMESPACE,
+    DEFAULT_MESHCONFIG_NAME,
+    INJECTION_ANNOTATION,
+    MESHCONFIG_API,
+    MONITORED_BY_LABEL,
+    POLICY_API,
+)
+from mesh.api.validation import describe, validate_objects
+from mesh.manifests.install import (
+    CONTROLLER_NAME,
+    InstallOptions,
+    OptionError,
+    apply_sets,
+    render_install,
+    render_uninstall,
+)
+from mesh.manifests.kube import ClusterUnreachable, KubeApi, KubeError, Kubernetes
+
+ApiFactory = Callable[[argparse.Namespace], KubeApi]
+
+
+class CliError(RuntimeError):
+    """A user-facing failure: printed as ``error: ...`` with exit code 1."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def version() -> str:
+    try:
+        return metadata.version("egress-mesh")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+# --- install / uninstall ----------------------------------------------------------------------------
+
+
+def _install_options(args: argparse.Namespace) -> InstallOptions:
+    options, notices = apply_sets(
+        InstallOptions(mesh_name=args.mesh_name, namespace=args.osm_namespace), args.set or []
+    )
+    for notice in notices:
+        print(f"note: {notice}", file=sys.stderr, flush=True)
+    return options
+
+
+def wait_for(check: Callable[[], str | None], what: str, timeout: float, interval: float = 1.0) -> None:
+    """Poll ``check`` (None: done, else a status line) until done, reporting changes; CliError on timeout."""
+    last: list[str | None] = [None]
+
+    def probe() -> str | None:
+        status = check()
+        if status is not None and status != last[0]:
+            say(f"  waiting for {what}: {status}")
+        last[0] = status
+        return status
+
+    final = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+        retry=retry_if_result(lambda status: status is not None),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )(probe)
+    if final is not None:
+        raise CliError(f"{what} not ready after {timeout:g} s: {final}")
+
+
+def _crd_pending(api: KubeApi, name: str) -> str | None:
+    crd = api.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+        return None
+    return "not established yet"
+
+
+def _controller_pending(api: KubeApi, namespace: str) -> str | None:
+    deployment = api.get("apps/v1", "Deployment", CONTROLLER_NAME, namespace)
+    if deployment is None:
+        return "deployment not found"
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+    if ready >= wanted:
+        return None
+    reasons = []
+    for pod in api.list("v1", "Pod", namespace, label_selector=f"app={CONTROLLER_NAME}"):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason"):
+                reasons.append(
+                    f"{pod['metadata']['name']}: {waiting['reason']} {waiting.get('message', '')}".strip()
+                )
+    return f"{ready}/{wanted} replicas ready" + (f" ({'; '.join(reasons)})" if reasons else "")
+
+
+def cmd_install(args: argparse.Namespace, connect: ApiFactory) -> int:
+    options = _install_options(args)
+    objects = render_install(options)
+    if args.dry_run:
+        sys.stdout.write(dump_all(objects))
+        return 0
+    api = connect(args)
+    where = f"namespace [{options.namespace}] (Kubernetes {api.server_version()})"
+    say(f"Installing mesh [{options.mesh_name}] in {where}")
+    crd_names = [o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"]
+    for obj in objects:
+        if obj["kind"] == "MeshConfig" and crd_names:  # its kind must be served before it can be applied
+            for name in crd_names:
+                wait_for(lambda n=name: _crd_pending(api, n), f"CRD {name}", args.timeout or 60, 0.5)
+        outcome = api.apply(obj)
+        say(f"  {describe(obj)} {outcome}")
+    if args.timeout:
+        wait_for(
+            lambda: _controller_pending(api, options.namespace),
+            f"{options.namespace}/{CONTROLLER_NAME}",
+            args.timeout,
+        )
+    mode = "permissive" if options.enable_egress else "off (policy mode)"
+    say(f"Mesh [{options.mesh_name}] installed; egress is {mode}")
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace, connect: ApiFactory) -> int:
+    options = InstallOptions(mesh_name=args.mesh_name, namespace=args.osm_namespace)
+    objects = render_uninstall(options, delete_crds=args.delete_crds, delete_namespace=args.delete_namespace)
+    if args.dry_run:
+        for obj in objects:
+            say(f"would delete {describe(obj)}")
+        return 0
+    api = connect(args)
+    for obj in objects:
+        meta = obj["metadata"]
+        deleted = api.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        say(f"  {describe(obj)} {'deleted' if deleted else 'not found'}")
+    say(f"Mesh [{options.mesh_name}] uninstalled from namespace [{options.namespace}]")
+    return 0
+
+
+# --- namespaces -------------------------------------------------------------------------------------
+
+
+def _namespace(api: KubeApi, name: str) -> dict[str, Any]:
+    found = api.get("v1", "Namespace", name)
+    if found is None:
+        raise CliError(f"namespace {name} not found (create it first: kubectl create namespace {name})")
+    return found
+
+
+def cmd_namespace_add(args: argparse.Namespace, connect: ApiFactory) -> int:
+    api = connect(args)
+    for name in args.namespaces:
+        labels = (_namespace(api, name).get("metadata") or {}).get("labels") or {}
+        current = labels.get(MONITORED_BY_LABEL)
+        if current and current != args.mesh_name:
+            raise CliError(
+                f"namespace {name} already belongs to mesh [{current}]; remove it from there first"
+            )
+        injection = "disabled" if args.disable_sidecar_injection else "enabled"
+        patch = {
+            "metadata": {
+                "labels": {MONITORED_BY_LABEL: args.mesh_name},
+                "annotations": {INJECTION_ANNOTATION: injection},
+            }
+        }
+        api.patch_merge("v1", "Namespace", name, patch)
+        extra = " (sidecar injection disabled)" if args.disable_sidecar_injection else ""
+        say(f"Namespace [{name}] successfully added to mesh [{args.mesh_name}]{extra}")
+    return 0
+
+
+def cmd_namespace_remove(args: argparse.Namespace, connect: ApiFactory) -> int:
+    api = connect(args)
+    for name in args.namespaces:
+        labels = (_namespace(api, name).get("metadata") or {}).get("labels") or {}
+        current = labels.get(MONITORED_BY_LABEL)
+        if current != args.mesh_name:
+            where = f"mesh [{current}]" if current else "no mesh"
+            raise CliError(f"namespace {name} belongs to {where}, not to mesh [{args.mesh_name}]")
+        patch = {
+            "metadata": {"labels": {MONITORED_BY_LABEL: None}, "annotations": {INJECTION_ANNOTATION: None}}
+        }
+        api.patch_merge("v1", "Namespace", name, patch)
+        say(f"Namespace [{name}] successfully removed from mesh [{args.mesh_name}]")
+    return 0
+
+
+def _monitored(api: KubeApi, mesh_name: str) -> list[dict[str, Any]]:
+    return api.list("v1", "Namespace", label_selector=f"{MONITORED_BY_LABEL}={mesh_name}")
+
+
+def _injection(ns: dict[str, Any]) -> str:
+    value = ((ns.get("metadata") or {}).get("annotations") or {}).get(INJECTION_ANNOTATION, "enabled")
+    return "disabled" if str(value).lower() in ("disabled", "false", "no", "off") else "enabled"
+
+
+def cmd_namespace_list(args: argparse.Namespace, connect: ApiFactory) -> int:
+    api = connect(args)
+    namespaces = _monitored(api, args.mesh_name)
+    if not namespaces:
+        say(f"No namespaces in mesh [{args.mesh_name}]")
+        return 0
+    say(f"{'NAMESPACE':<30} {'MESH':<12} SIDECAR-INJECTION")
+    for ns in sorted(namespaces, key=lambda n: n["metadata"]["name"]):
+        say(f"{ns['metadata']['name']:<30} {args.mesh_name:<12} {_injection(ns)}")
+    return 0
+
+
+# --- inject / validate ------------------------------------------------------------------------------
+
+
+def cmd_inject(args: argparse.Namespace, connect: ApiFactory) -> int:
+    try:
+        from mesh.controller import injector
+    except ImportError as exc:
+        raise CliError(f"sidecar injection is not available in this installation ({exc})") from None
+    from mesh.api.proxyconfig import Exclusions
+
+    proxy_image = args.proxy_image or injector.InjectionSettings().proxy_image
+    settings = injector.InjectionSettings(
+        proxy_image=proxy_image,
+        init_image=args.init_image or proxy_image,
+        controller_url=args.controller_url or injector.default_controller_url(args.osm_namespace),
+        mesh_name=args.mesh_name,
+        exclusions=Exclusions(ip_ranges=tuple(args.exclude_ip_ranges), ports=tuple(args.exclude_ports)),
+    )
+    out = []
+    for doc in load_paths(args.filename):
+        try:
+            out.append(injector.inject_workload(doc.obj, settings))
+        except injector.InjectionError as exc:
+            raise CliError(f"{doc.source}: {describe(doc.obj)}: {exc}") from None
+    sys.stdout.write(dump_all(out))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, connect: ApiFactory) -> int:
+    documents = load_paths(args.filename)
+    result = validate_objects(documents)
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    mesh_kinds = {kind for _, kind in crds.KINDS}
+    mesh_objects = sum(1 for d in documents if isinstance(d.obj, dict) and d.obj.get("kind") in mesh_kinds)
+    if result.problems:
+        print(f"{len(result.problems)} problem(s) in {len(documents)} object(s)", file=sys.stderr)
+        return 1
+    say(f"{len(documents)} object(s) valid ({mesh_objects} mesh object(s) checked against the CRD schemas)")
+    return 0
+
+
+# --- status / version -------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, connect: ApiFactory) -> int:
+    api = connect(args)
+    ns = args.osm_namespace
+    say(f"Mesh [{args.mesh_name}] in namespace [{ns}] (Kubernetes {api.server_version()})")
+    try:
+        pending = _controller_pending(api, ns)
+        meshconfig = api.get(MESHCONFIG_API, "MeshConfig", DEFAULT_MESHCONFIG_NAME, ns)
+        egresses = api.list(POLICY_API, "Egress")
+        gateways = api.list(POLICY_API, "EgressGateway")
+    except KubeError as exc:
+        if isinstance(exc, ClusterUnreachable):
+            raise
+        say(f"  not installed: {exc}")
+        return 1
+    say(f"  controller:      {'ready' if pending is None else 'NOT READY: ' + pending}")
+    if meshconfig is None:
+        say(f"  egress:          MeshConfig {ns}/{DEFAULT_MESHCONFIG_NAME} not found")
+    else:
+        spec = meshconfig.get("spec") or {}
+        enabled = bool((spec.get("traffic") or {}).get("enableEgress", False))
+        mode = "permissive (enableEgress: true)" if enabled else "policy (enableEgress: false)"
+        say(f"  egress:          {mode}")
+    global_gateways = [describe(g) for g in gateways if (g.get("spec") or {}).get("global")]
+    say(f"  Egress policies: {len(egresses)}")
+    say(
+        f"  EgressGateways:  {len(gateways)}"
+        + (f" (global: {', '.join(global_gateways)})" if global_gateways else "")
+    )
+    namespaces = sorted(_monitored(api, args.mesh_name), key=lambda n: n["metadata"]["name"])
+    listed = ", ".join(
+        n["metadata"]["name"] + (" (injection disabled)" if _injection(n) == "disabled" else "")
+        for n in namespaces
+    )
+    say(f"  namespaces:      {listed or 'none (add one: meshctl namespace add NAME)'}")
+    objects = [o for o in [meshconfig, *egresses, *gateways] if o is not None]
+    for obj in objects:  # what the API server adds is not part of the user's object
+        for field in ("status",):
+            obj.pop(field, None)
+    problems = validate_objects(objects).problems
+    for problem in problems:
+        say(f"  invalid:         {problem}")
+    return 0 if pending is None and not problems else 1
+
+
+def cmd_version(args: argparse.Namespace, connect: ApiFactory) -> int:
+    say(f"meshctl version {version()} (egress-mesh)")
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+DESCRIPTIONS = {
+    "install": (
+        "Install the mesh: CRDs, RBAC, the osm-controller Deployment and Service, the sidecar-injection "
+        "webhook and the MeshConfig osm-mesh-config, then wait for the controller to be ready."
+    ),
+    "uninstall": (
+        "Remove the mesh's webhook, controller, RBAC and MeshConfig. Egress policies stay unless the CRDs "
+        "are deleted too."
+    ),
+    "namespace": (
+        "Pods in namespaces of the mesh get the sidecar injected (label openservicemesh.io/monitored-by)."
+    ),
+    "inject": (
+        "Rewrite Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob manifests with the "
+        "init container and the sidecar, for clusters without the injection webhook. Other objects pass "
+        "through."
+    ),
+    "validate": (
+        "Validate manifests without a cluster: mesh objects against the CRD schemas plus the rules a schema "
+        "cannot express (host syntax, CIDRs, one global EgressGateway, gateway Services present when the "
+        "files define Services). Exit 1 with one line per problem."
+    ),
+    "status": (
+        "Show controller readiness, the egress mode, Egress/EgressGateway counts, the mesh's namespaces and "
+        "any invalid mesh object. Exit 1 when the controller is not ready or an object is invalid."
+    ),
+}
+
+
+def _mesh_flags(parser: argparse.ArgumentParser, namespace: bool = True) -> None:
+    parser.add_argument(
+        "--mesh-name", default=DEFAULT_MESH_NAME, help="name of the mesh (default: %(default)s)"
+    )
+    if namespace:
+        parser.add_argument(
+            "--osm-namespace",
+            default=DEFAULT_MESH_NAMESPACE,
+            help="namespace of the control plane (default: %(default)s)",
+        )
+
+
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)"
+    )
+    parser.add_argument("--context", help="kubeconfig context to use")
+
+
+def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Install and operate the egress-mesh service mesh."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    install = commands.add_parser(
+        "install", help="install the control plane, CRDs and MeshConfig", description=DESCRIPTIONS["install"]
+    )
+    _mesh_flags(install)
+    install.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="install option, Helm style (repeatable; see docs/meshctl.md)",
+    )
+    install.add_argument(
+        "--dry-run", action="store_true", help="print the manifests instead of applying them"
+    )
+    install.add_argument(
+        "--timeout",
+        type=float,
+        default=180,
+        help="seconds to wait for the controller; 0: do not wait (default: %(default)s)",
+    )
+    _cluster_flags(install)
+    install.set_defaults(func=cmd_install)
+
+    uninstall = commands.add_parser(
+        "uninstall", help="remove the control plane", description=DESCRIPTIONS["uninstall"]
+    )
+    _mesh_flags(uninstall)
+    uninstall.add_argument(
+        "--delete-crds",
+        action="store_true",
+        help="also delete the CRDs and with them EVERY Egress, EgressGateway and MeshConfig",
+    )
+    uninstall.add_argument(
+        "--delete-namespace", action="store_true", help="also delete the control-plane namespace"
+    )
+    uninstall.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    _cluster_flags(uninstall)
+    uninstall.set_defaults(func=cmd_uninstall)
+
+    namespace = commands.add_parser(
+        "namespace", help="add namespaces to the mesh or remove them", description=DESCRIPTIONS["namespace"]
+    )
+    ns_commands = namespace.add_subparsers(dest="ns_command", metavar="COMMAND", required=True)
+    ns_add = ns_commands.add_parser(
+        "add", help="add namespaces to the mesh", description="Add namespaces to the mesh."
+    )
+    ns_add.add_argument("namespaces", nargs="+", metavar="NAMESPACE")
+    _mesh_flags(ns_add, namespace=False)
+    ns_add.add_argument(
+        "--disable-sidecar-injection",
+        action="store_true",
+        help="monitor the namespace without injecting sidecars",
+    )
+    _cluster_flags(ns_add)
+    ns_add.set_defaults(func=cmd_namespace_add)
+    ns_remove = ns_commands.add_parser(
+        "remove", help="remove namespaces from the mesh", description="Remove namespaces from the mesh."
+    )
+    ns_remove.add_argument("namespaces", nargs="+", metavar="NAMESPACE")
+    _mesh_flags(ns_remove, namespace=False)
+    _cluster_flags(ns_remove)
+    ns_remove.set_defaults(func=cmd_namespace_remove)
+    ns_list = ns_commands.add_parser(
+        "list", help="list the namespaces of the mesh", description="List the namespaces of the mesh."
+    )
+    _mesh_flags(ns_list, namespace=False)
+    _cluster_flags(ns_list)
+    ns_list.set_defaults(func=cmd_namespace_list)
+
+    inject = commands.add_parser(
+        "inject",
+        help="add the sidecar to workload manifests (no webhook needed)",
+        description=DESCRIPTIONS["inject"],
+    )
+    inject.add_argument(
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="manifest file or directory, - for standard input",
+    )
+    _mesh_flags(inject)
+    inject.add_argument("--proxy-image", help="sidecar image (default: egress-mesh/proxy:latest)")
+    inject.add_argument("--init-image", help="init container image (default: the sidecar image)")
+    inject.add_argument(
+        "--controller-url",
+        help="config server URL (default: http://osm-controller.<osm-namespace>.svc.cluster.local:15128)",
+    )
+    inject.add_argument(
+        "--exclude-ip-ranges",
+        type=_csv,
+        default=[],
+        metavar="CIDR,...",
+        help="outbound ranges never intercepted",
+    )
+    inject.add_argument(
+        "--exclude-ports",
+        type=_csv_ports,
+        default=[],
+        metavar="PORT,...",
+        help="outbound ports never intercepted",
+    )
+    inject.set_defaults(func=cmd_inject)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check manifests offline against the CRD schemas and mesh rules",
+        description=DESCRIPTIONS["validate"],
+    )
+    validate.add_argument(
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="manifest file or directory, - for standard input",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    status = commands.add_parser(
+        "status", help="show the state of the mesh", description=DESCRIPTIONS["status"]
+    )
+    _mesh_flags(status)
+    _cluster_flags(status)
+    status.set_defaults(func=cmd_status)
+
+    version_cmd = commands.add_parser(
+        "version", help="print the version", description="Print meshctl's version."
+    )
+    version_cmd.set_defaults(func=cmd_version)
+    return parser
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _csv_ports(text: str) -> list[int]:
+    ports = _csv(text)
+    if not all(p.isdigit() and 1 <= int(p) <= 65535 for p in ports):
+        raise argparse.ArgumentTypeError(f"expected port numbers 1-65535 separated by commas, got {text!r}")
+    return [int(p) for p in ports]
+
+
+def connect(args: argparse.Namespace) -> KubeApi:
+    return Kubernetes(kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None))
+
+
+def main(argv: Sequence[str] | None = None, api_factory: ApiFactory | None = None) -> int:
+    prog = os.path.basename(sys.argv[0]) if argv is None and sys.argv and sys.argv[0] else "meshctl"
+    parser = build_parser(prog if prog in ("osm", "meshctl") else "meshctl")
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, api_factory or connect)
+    except (CliError, OptionError, LoadError, KubeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
