@@ -1,0 +1,60 @@
+"""Sample and stand-in manifests against the Kubernetes JSON schemas of every CI matrix version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from scenarios.clusters import coredns
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = sorted((ROOT / "scenarios" / "manifests").glob("*.yaml"))
+WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yml"
+
+
+def matrix_versions() -> list[str]:
+    """The workflow's Kubernetes minors as versions kubernetes-validate has schemas for."""
+    minors = yaml.safe_load(WORKFLOW.read_text())["jobs"]["kubernetes"]["strategy"]["matrix"]["k8s"]
+    return [f"{minor}.0" for minor in minors]
+
+
+def _documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.mark.parametrize("version", matrix_versions())
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_manifest_is_valid_for_every_matrix_version(path, version):
+    assert version.rsplit(".", 1)[0] <= kubernetes_validate.utils.latest_version().rsplit(".", 1)[0]
+    for doc in _documents(path):
+        if doc.get("apiVersion", "").split("/")[0].endswith("openservicemesh.io"):
+            continue  # custom resources: validated by meshctl's CRD schemas (tests/unit/test_api_*)
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_a_broken_manifest_is_refused_so_the_check_can_fail():
+    broken = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": "80"}]},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, matrix_versions()[-1], strict=True)
+
+
+def test_standins_serve_both_names_on_80_and_443_outside_the_mesh():
+    docs = _documents(ROOT / "scenarios" / "manifests" / "standins.yaml")
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    namespace = by_kind[("Namespace", coredns.STANDIN_NAMESPACE)]
+    assert "openservicemesh.io/monitored-by" not in (namespace["metadata"].get("labels") or {})
+    deployment = by_kind[("Deployment", "standin")]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "egress-mesh/standin"
+    for service in coredns.STANDIN_HOSTS.values():
+        ports = {p["port"] for p in by_kind[("Service", service)]["spec"]["ports"]}
+        assert {80, 443} <= ports
+        assert by_kind[("Service", service)]["metadata"]["namespace"] == coredns.STANDIN_NAMESPACE
