@@ -136,7 +136,8 @@ async def test_propagation_from_manifest_change_to_long_polling_client_is_under_
             version = cfg.version
     print(
         "\npropagation manifest change -> long-polling client: "
-        f"median {statistics.median(figures) * 1000:.0f} ms, max {max(figures) * 1000:.0f} ms over {len(figures)} changes"
+        f"median {statistics.median(figures) * 1000:.0f} ms, "
+        f"max {max(figures) * 1000:.0f} ms over {len(figures)} changes"
     )
     assert max(figures) < 1.0
 
