@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
 from mesh.api.proxyconfig import Identity, ProxyConfig, config_url
 from mesh.proxy.log import emit
@@ -84,7 +84,7 @@ class ControllerSource:
             while True:
                 retrying = AsyncRetrying(
                     retry=retry_if_exception_type((aiohttp.ClientError, TimeoutError, ControllerError)),
-                    wait=wait_exponential_jitter(initial=0.5, max=self.max_backoff),
+                    wait=wait_exponential(multiplier=0.5, max=self.max_backoff) + wait_random(0, 0.1),
                     before_sleep=self._unreachable,
                 )
                 async for attempt in retrying:

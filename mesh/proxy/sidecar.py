@@ -99,6 +99,8 @@ class Sidecar:
             await connection.run()
         except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
             pass  # the client or the upstream went away; nothing useful to tell anyone
+        except Exception as exc:  # a bug must cost one connection, not the proxy
+            emit("connection_error", client=connection.client, reason=repr(exc))
         finally:
             self.active.discard(writer)
             connection.close()
