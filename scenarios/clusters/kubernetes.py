@@ -386,20 +386,28 @@ def state_dir() -> Path:
     return base
 
 
-def export_images(refs: Sequence[str], path: str | Path) -> OpResult:
-    """One ``docker save`` archive of ``refs`` (through ``scenarios.images.save`` when it exists)."""
-    argv = ["docker", "save", "-o", str(path), *refs]
-    try:
-        from scenarios import images as image_module
+def save_display(ref: str, directory: str | Path) -> str:
+    return join(["docker", "save", "-o", str(Path(directory) / f"{short_name(ref)}.tar"), ref])
 
-        save = getattr(image_module, "save", None)
+
+def export_images(refs: Sequence[str], directory: str | Path) -> tuple[list[OpResult], list[str]]:
+    """``docker save`` each image into ``DIRECTORY/<short>.tar`` (``scenarios.images.save`` when present)."""
+    try:
+        from scenarios.images import save
     except ImportError:
         save = None
     if save is not None:
-        save(list(refs), str(path))
-        return OpResult(command=join(argv))
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    return OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr)
+        files = [str(f) for f in save(list(refs), directory)]
+        return [OpResult(save_display(ref, directory)) for ref in refs], files
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    results, files = [], []
+    for ref in refs:
+        target = Path(directory) / f"{short_name(ref)}.tar"
+        argv = ["docker", "save", "-o", str(target), ref]
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        results.append(OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr))
+        files.append(str(target))
+    return results, files
 
 
 def docker_tag(source: str, target: str) -> OpResult:
@@ -535,16 +543,21 @@ class KubernetesCluster(Cluster):
         return results
 
     def _import_images(self, refs: list[str]) -> list[OpResult]:
-        """Default: one ``docker save`` archive imported by ``self.import_argv(archive)``."""
+        """Default: ``docker save`` archives, each loaded by ``self._load_archive``."""
         with tempfile.TemporaryDirectory(prefix="egress-mesh-images-") as tmp:
-            archive = Path(tmp) / "images.tar"
-            saved = export_images(refs, archive)
-            if not saved.ok:
-                raise BackendUnavailable(f"{self.name}: {saved.command} failed: {saved.stderr.strip()}")
-            loaded = self._load_archive(str(archive))
-            if not loaded.ok:
-                raise BackendUnavailable(f"{self.name}: {loaded.command} failed: {loaded.stderr.strip()}")
-            return [saved, loaded]
+            try:
+                results, files = export_images(refs, tmp)
+            except Exception as error:  # docker SDK / engine errors
+                raise BackendUnavailable(f"{self.name}: docker save failed: {error}") from None
+            for result in results:
+                if not result.ok:
+                    raise BackendUnavailable(f"{self.name}: {result.command} failed: {result.stderr.strip()}")
+            for archive in files:
+                loaded = self._load_archive(archive)
+                results.append(loaded)
+                if not loaded.ok:
+                    raise BackendUnavailable(f"{self.name}: {loaded.command} failed: {loaded.stderr.strip()}")
+            return results
 
     def _load_archive(self, archive: str) -> OpResult:
         raise Unsupported(f"{self.name} cannot load image archives")
