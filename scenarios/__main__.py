@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from scenarios.clusters import BACKENDS, UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
@@ -86,11 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    table = Table("name", "title", "steps", "file", box=None, pad_edge=False)
-    for path in catalog_files():
-        scenario = load_file(path)
-        table.add_row(scenario.name, scenario.title.get(args.lang), str(len(scenario.steps)), path.name)
-    console.print(table)
+    scenarios = [load_file(path) for path in catalog_files()]
+    width = max(len(s.name) for s in scenarios)
+    for scenario in scenarios:
+        title = escape(scenario.title.get(args.lang))
+        console.print(f"{escape(scenario.name):{width}}  {len(scenario.steps):2} steps  {title}")
     return 0
 
 
@@ -156,8 +155,8 @@ def cmd_demo(argv: Sequence[str], console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    console = Console(highlight=False)
-    errors = Console(stderr=True, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         if argv[:1] == ["demo"]:
             return cmd_demo(argv[1:], console)

@@ -2,7 +2,8 @@
 
 With several URLs curl prints one response after another: a status line, headers, an empty line
 and, with ``-i`` (not ``-I``, which sends HEAD), the body. Bodies are cut by ``content-length``
-or, without it, at the next status line.
+or, without it, at the next status line (which curl may print right after the body,
+on the same line).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-_STATUS = re.compile(rb"HTTP/(\d(?:\.\d)?) (\d{3})(?: ([^\r\n]*))?\r?\n")
-_NEXT_STATUS = re.compile(rb"(?m)^HTTP/\d(?:\.\d)? \d{3}[ \r\n]")
+_STATUS = re.compile(rb"HTTP/(\d(?:\.\d)?) (\d{3})(?: ((?:(?!HTTP/)[^\r\n])*))?\r?\n")
+#: a status line with its header block; it may follow a body that does not end in a newline
+_NEXT_STATUS = re.compile(
+    rb"HTTP/\d(?:\.\d)? \d{3}(?: (?:(?!HTTP/)[^\r\n])*)?\r?\n"
+    rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r?\n)*\r?\n"
+)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 

@@ -440,18 +440,23 @@ class Scenario:
 # loading ----------------------------------------------------------------------------------------------
 
 
-def _where(path: Path | str, error: jsonschema.ValidationError, prefix: str = "") -> str:
-    location = "/".join(str(p) for p in error.absolute_path)
-    return f"{path}: {prefix}{location + ': ' if location else ''}{error.message}"
-
-
-def _validate(instance: Any, schema: dict[str, Any], path: Path | str, prefix: str = "") -> None:
+def _validate(
+    instance: Any, schema: dict[str, Any], path: Path | str, where: str = "", at: tuple[str, ...] = ()
+) -> None:
+    """Raise ScenarioError "FILE: WHERE LOCATION: MESSAGE" for the most relevant schema error."""
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
-        raise ScenarioError(_where(path, error, prefix))
+        location = "/".join([*at, *(str(p) for p in error.absolute_path)])
+        raise ScenarioError(f"{path}: {where}{location + ': ' if location else ''}{error.message}")
+
+
+_ONE_OF = {
+    "apply": (("manifest", "file"), "exactly one"),
+    "gateway_log": (("present", "absent"), "at least one"),
+}
 
 
 def _field_value(value: Any) -> Any:
@@ -515,11 +520,17 @@ def _step(raw: Mapping[str, Any], index: int, path: Path | str, base: Path) -> S
         raise ScenarioError(f"{where} ({kind}): unknown key(s) {', '.join(unknown)}")
     if "narration" not in raw:
         raise ScenarioError(f"{where} ({kind}): narration is required (a string or {{en: ..., zh: ...}})")
-    _validate(raw["narration"], _TEXT, path, f"step {index} ({kind}): narration: ")
+    _validate(raw["narration"], _TEXT, path, f"step {index} ({kind}): ", ("narration",))
     if "title" in raw:
-        _validate(raw["title"], _TEXT, path, f"step {index} ({kind}): title: ")
+        _validate(raw["title"], _TEXT, path, f"step {index} ({kind}): ", ("title",))
     params = raw[kind]
-    _validate(params, STEP_SCHEMAS[kind], path, f"step {index} ({kind}): {kind}")
+    if kind in _ONE_OF and isinstance(params, Mapping):
+        keys, rule = _ONE_OF[kind]
+        if not (
+            sum(k in params for k in keys) == 1 if rule == "exactly one" else any(k in params for k in keys)
+        ):
+            raise ScenarioError(f"{where} ({kind}): {kind} needs {rule} of {' and '.join(keys)}")
+    _validate(params, STEP_SCHEMAS[kind], path, f"step {index} ({kind}): ", (kind,))
     common = dict(
         index=index,
         narration=Text.parse(raw["narration"]),

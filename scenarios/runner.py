@@ -574,7 +574,7 @@ class ConsoleObserver(Observer):
     """Prints each step, its command and its result. Colour only on a terminal without NO_COLOR."""
 
     def __init__(self, console: Console | None = None, *, lang: str = "en", verbose: bool = False) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.lang = lang
         self.verbose = verbose
 
