@@ -36,6 +36,4 @@ class K3sCluster(KubernetesCluster):
     def _load_archive(self, archive: str) -> OpResult:
         if not shutil.which("k3s"):
             raise BackendUnavailable("k3s: the k3s binary is not on PATH, so images cannot be imported")
-        os.chmod(os.path.dirname(archive), 0o755)
-        os.chmod(archive, 0o644)
         return self._run(import_argv(archive, as_root=os.geteuid() == 0))
