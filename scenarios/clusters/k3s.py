@@ -1,9 +1,9 @@
 """An existing k3s, installed as the article does (``--disable traefik``).
 
 The kubeconfig comes from ``options.kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config`` or
-``/etc/rancher/k3s/k3s.yaml``. Images are imported into k3s's containerd with
-``k3s ctr images import ARCHIVE`` from a ``docker save`` archive (through ``sudo -n`` when not
-root, since containerd's socket belongs to root). The cluster is the user's: ``down()`` removes
+``/etc/rancher/k3s/k3s.yaml``. Images are imported into k3s's containerd, in the namespace the
+kubelet uses, with ``k3s ctr -n k8s.io images import ARCHIVE`` from ``docker save`` archives
+(through ``sudo -n`` when not root, since containerd's socket belongs to root). The cluster is the user's: ``down()`` removes
 what the harness put there and never the cluster.
 """
 
@@ -18,7 +18,7 @@ from scenarios.clusters.kubernetes import KubernetesCluster, default_kubeconfig
 
 def import_argv(archive: str, as_root: bool = True) -> list[str]:
     prefix = [] if as_root else ["sudo", "-n"]
-    return [*prefix, "k3s", "ctr", "images", "import", archive]
+    return [*prefix, "k3s", "ctr", "-n", "k8s.io", "images", "import", archive]
 
 
 class K3sCluster(KubernetesCluster):

@@ -22,7 +22,7 @@ def copy_argv(archive: str, container: str) -> list[str]:
 
 
 def import_argv(container: str) -> list[str]:
-    return ["docker", "exec", container, "ctr", "images", "import", ARCHIVE_IN_CONTAINER]
+    return ["docker", "exec", container, "ctr", "-n", "k8s.io", "images", "import", ARCHIVE_IN_CONTAINER]
 
 
 def external_kubeconfig(config_yaml: str, host: str, port: int | str) -> str:

@@ -21,7 +21,7 @@ ARTICLE_PATCH = (
 )
 ARTICLE_LOGS = (
     "kubectl logs -n egress-gateway "
-    "\"$(kubectl get pod -n egress-gateway -l app=global-egress-gateway "
+    '"$(kubectl get pod -n egress-gateway -l app=global-egress-gateway '
     "-o jsonpath='{.items..metadata.name}')\""
 )
 
@@ -168,13 +168,14 @@ def test_image_loading_commands():
     assert k3d.import_argv("/t/images.tar", "egress-mesh") == [
         "k3d", "image", "import", "/t/images.tar", "--cluster", "egress-mesh",
     ]  # fmt: skip
-    assert k3s.import_argv("/t/i.tar") == ["k3s", "ctr", "images", "import", "/t/i.tar"]
+    assert k3s.import_argv("/t/i.tar") == ["k3s", "ctr", "-n", "k8s.io", "images", "import", "/t/i.tar"]
     assert k3s.import_argv("/t/i.tar", as_root=False)[:2] == ["sudo", "-n"]
     assert k3s_container.copy_argv("/t/i.tar", "egress-mesh-k3s") == [
         "docker", "cp", "/t/i.tar", "egress-mesh-k3s:/tmp/egress-mesh-images.tar",
     ]  # fmt: skip
     assert k3s_container.import_argv("egress-mesh-k3s") == [
-        "docker", "exec", "egress-mesh-k3s", "ctr", "images", "import", "/tmp/egress-mesh-images.tar",
+        "docker", "exec", "egress-mesh-k3s", "ctr", "-n", "k8s.io", "images", "import",
+        "/tmp/egress-mesh-images.tar",
     ]  # fmt: skip
     assert external.push_argv("reg:5000/proxy:t") == ["docker", "push", "reg:5000/proxy:t"]
 
