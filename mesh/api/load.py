@@ -47,7 +47,8 @@ def load_text(text: str, file: str = "<stdin>") -> list[Document]:
         while loader.check_node():
             node = loader.get_node()
             index += 1
-            line = node.start_mark.line + 1
+            first = node.value[0][0] if isinstance(node, yaml.MappingNode) and node.value else node
+            line = first.start_mark.line + 1
             data = loader.construct_document(node)
             if data is None:
                 continue

@@ -72,12 +72,10 @@ class ValidationResult:
 
 def describe(obj: Any) -> str:
     """``Egress curl/httpbin-80``: how messages name an object."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or not obj.get("kind"):
         return "document"
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    return str(
-        Ref(str(obj.get("kind") or "object"), str(meta.get("namespace") or ""), str(meta.get("name") or "?"))
-    )
+    return str(Ref(str(obj["kind"]), str(meta.get("namespace") or ""), str(meta.get("name") or "?")))
 
 
 def key(obj: dict[str, Any]) -> tuple[str, str, str]:

@@ -10,7 +10,6 @@ Options come from ``meshctl install`` flags and Helm-style ``--set key=value`` (
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,10 +434,17 @@ def render_uninstall(
     blocks on a controller that is going away). CRDs only on request: deleting them deletes every
     Egress, EgressGateway and MeshConfig in the cluster."""
     options = options or InstallOptions()
-    objects = [o for o in reversed(render_install(options)) if o["kind"] != "CustomResourceDefinition"]
-    objects = [o for o in objects if o["kind"] != "Namespace" or delete_namespace]
-    if delete_namespace:  # the namespace goes last, after what lives in it
-        objects = [o for o in objects if o["kind"] != "Namespace"] + [namespace(options)]
+    objects = [
+        mutating_webhook(options),
+        controller_deployment(options),
+        controller_service(options),
+        cluster_role_binding(options),
+        cluster_role(options),
+        service_account(options),
+        default_meshconfig(options=options),
+    ]
+    if delete_namespace:
+        objects.append(namespace(options))
     if delete_crds:
-        objects += [copy.deepcopy(c) for c in crds.crds()]
+        objects += crds.crds()
     return objects
