@@ -3,8 +3,8 @@
 The kubeconfig comes from ``options.kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config`` or
 ``/etc/rancher/k3s/k3s.yaml``. Images are imported into k3s's containerd, in the namespace the
 kubelet uses, with ``k3s ctr -n k8s.io images import ARCHIVE`` from ``docker save`` archives
-(through ``sudo -n`` when not root, since containerd's socket belongs to root). The cluster is the user's: ``down()`` removes
-what the harness put there and never the cluster.
+(through ``sudo -n`` when not root, since containerd's socket belongs to root). The cluster is
+the user's: ``down()`` removes what the harness put there and never the cluster.
 """
 
 from __future__ import annotations
