@@ -24,9 +24,10 @@ class StepView:
     scenario: str
     index: int
     kind: str
+    #: the command as the article writes it (``kubectl ...``; inline manifests as a heredoc)
     command: str = ""
-    #: an inline manifest the step applies (shown as the article's ``kubectl apply -f - <<EOF``)
-    manifest: str | None = None
+    #: what this backend actually ran (its OpResult.command), when that differs
+    backend_command: str = ""
     narration: dict[str, str] | str | None = None
     title: dict[str, str] | str | None = None
     exit_code: int | None = None
@@ -39,8 +40,15 @@ class StepView:
     duration: float = 0.0
     #: the URLs a request step asked for (from the step, or parsed from the command)
     urls: list[str] = field(default_factory=list)
+    #: what went wrong, one line per broken expectation
+    problems: list[str] = field(default_factory=list)
     #: what a user can run to look further when the step failed
     hints: list[str] = field(default_factory=list)
+    #: the last lines of the log the first hint shows
+    log_tail: str = ""
+    attempts: int = 1
+    #: a setup step already shown earlier in the run (rendered as one line)
+    repeat: bool = False
 
     @property
     def failed(self) -> bool:
@@ -173,7 +181,11 @@ class Outcome:
 def request_outcomes(step: StepView) -> dict[str, Outcome]:
     """Destination host -> outcome for one request step (responses are matched to URLs in order)."""
     urls = step.urls or urls_in(step.command)
-    statuses = statuses_in(step.stdout)
+    parsed = step.actual.get("responses") if isinstance(step.actual, dict) else None
+    if isinstance(parsed, list) and all(isinstance(r, dict) and "status" in r for r in parsed):
+        statuses = [int(r["status"]) for r in parsed]
+    else:
+        statuses = statuses_in(step.stdout)
     outcomes: dict[str, Outcome] = {}
     for i, url in enumerate(urls):
         if i < len(statuses):

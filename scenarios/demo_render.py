@@ -25,6 +25,19 @@ from scenarios import demo_matrix
 from scenarios.demo_model import GATEWAY_LOG_KINDS, STATUS_LINE, DemoRun, ScenarioView, StepView, json_records
 from scenarios.demo_text import MODES, POLICIES, pick, t
 
+SETUP_HINTS = {
+    "docker": [
+        "python -m scenarios images   (builds the images, printing every build step)",
+        "docker ps -a --filter label=egress-mesh   (the containers and their state)",
+        "docker logs CONTAINER",
+    ],
+    "kubernetes": [
+        "python -m scenarios images   (builds the images, printing every build step)",
+        "kubectl get pods -A",
+        "kubectl logs -n osm-system -l app=osm-controller",
+    ],
+}
+
 
 def wants_plain(stream: IO[str]) -> bool:
     return "NO_COLOR" in os.environ or not (hasattr(stream, "isatty") and stream.isatty())
@@ -123,27 +136,65 @@ class LiveRenderer:
         self.line(Text.assemble(("## ", "bold"), (heading or title, "bold cyan")))
         if heading and title != heading:
             self.line(f"   {title} ({scenario.name})", style="dim")
+
+    def scenario_finished(self, scenario: ScenarioView, error: str | None = None) -> None:
+        self._stop_status()
         if scenario.skipped:
-            self.line(f"   {self._t('skipped')}: {scenario.skipped}", style="yellow")
+            self.line(f"↷ {self._t('skipped')}: {scenario.skipped}", style="yellow")
+        if error:
+            self.line(f"✗ {scenario.name}: {error}", style="bold red")
+
+    def error(self, message: str) -> None:
+        self._stop_status()
+        self.line(f"error: {message}", style="bold red")
+
+    def setup_failed(self, message: str, backend: str) -> None:
+        """The backend could not be set up: what failed and where to look."""
+        self.error(message)
+        for hint in SETUP_HINTS.get(backend, SETUP_HINTS["kubernetes"]):
+            self.line(f"  {self._t('look_further')}: {hint}", style="yellow")
 
     def step_started(self, step: StepView) -> None:
+        if step.repeat:
+            return
         self.line()
         narration = pick(step.narration, self.lang) or pick(step.title, self.lang)
         if narration:
             self.line(narration.strip(), style="italic")
         if step.command:
-            self.line(Text.assemble(("$ ", "bold green"), (step.command, "bold")))
-        manifest = step.manifest
-        if manifest:
-            self.console.print(
-                Syntax(manifest.rstrip(), "yaml", theme="ansi_dark", background_color="default")
-            )
+            self.command(step.command)
         if self.pause and not self._wait_for_enter():
             self.pause = False
             self.line(self._t("stdin_closed"), style="dim")
+        self._start_status(f"{self._t('running')}: {step.kind}…")
+
+    def command(self, command: str) -> None:
+        """``$ command``; an inline manifest (``<<EOF`` heredoc) is shown as highlighted YAML."""
+        first, *rest = command.splitlines()
+        self.line(Text.assemble(("$ ", "bold green"), (first, "bold")))
+        if not rest:
+            return
+        body, last = (rest[:-1], rest[-1]) if rest[-1] == "EOF" else (rest, None)
+        if self.console.color_system is not None and body:
+            self.console.print(
+                Syntax("\n".join(body), "yaml", theme="ansi_dark", background_color="default"), soft_wrap=True
+            )
+        else:
+            for line in body:
+                self.line(line)
+        if last:
+            self.line(Text(last, style="bold"))
+
+    def _start_status(self, message: str) -> None:
         if self.animated:
-            self._status = self.console.status(Text(f"{self._t('running')}: {step.kind}…"), spinner="dots")
+            self._status = self.console.status(Text(message), spinner="dots")
             self._status.start()
+
+    def step_attempt(self, step: StepView, attempt: int, problems: list[str]) -> None:
+        """A step that waits for its expectation is trying again: say what it is waiting on."""
+        if self._status is not None:
+            reason = "; ".join(problems)[:100]
+            self._status.update(Text(f"{self._t('waiting_on')}: {reason} (#{attempt})"))
 
     def _wait_for_enter(self) -> bool:
         """Wait for Enter; False when stdin is closed (then the demo goes on without pauses)."""
@@ -156,16 +207,26 @@ class LiveRenderer:
 
     def step_finished(self, step: StepView) -> None:
         self._stop_status()
+        if step.repeat and not step.failed:
+            mark = "↷" if step.skipped else "✓"
+            first = step.command.splitlines()[0] if step.command else step.kind
+            self.line(f"{mark} {first} ({step.duration:.1f} s)", style="dim")
+            return
+        if step.repeat:
+            self.line()
+            self.command(step.command)
         if step.skipped:
             self.line(f"↷ {self._t('skipped')}: {step.skipped}", style="yellow")
             return
+        if step.backend_command and step.backend_command != step.command:
+            self.line(f"  ↳ {step.backend_command}", style="dim")
         self.output(step)
-        mark = f"{self._t('passed')} ({step.duration:.1f} s)"
+        tries = f", {step.attempts}x" if step.attempts > 1 else ""
         if step.failed:
-            self.line(f"✗ {self._t('failed')} ({step.duration:.1f} s)", style="bold red")
+            self.line(f"✗ {self._t('failed')} ({step.duration:.1f} s{tries})", style="bold red")
             self.failure(step)
         else:
-            self.line(f"✓ {mark}", style="green")
+            self.line(f"✓ {self._t('passed')} ({step.duration:.1f} s{tries})", style="green")
 
     def output(self, step: StepView) -> None:
         if step.kind in GATEWAY_LOG_KINDS:
@@ -193,6 +254,8 @@ class LiveRenderer:
                 self.line(step.stderr.rstrip(), style="dim")
 
     def failure(self, step: StepView) -> None:
+        for problem in step.problems:
+            self.line(f"  - {problem}", style="red")
         if step.expected is not None:
             self.line(f"  {self._t('expected')}: {compact(step.expected)}", style="red")
         if step.actual is not None:
@@ -201,6 +264,8 @@ class LiveRenderer:
             self.line(step.stderr.rstrip(), style="dim")
         for hint in step.hints:
             self.line(f"  {self._t('look_further')}: {hint}", style="yellow")
+        for line in step.log_tail.splitlines():
+            self.line(f"    │ {line}", style="dim")
 
     def summary(self, run: DemoRun) -> None:
         self._stop_status()

@@ -29,16 +29,15 @@ def step_output(step: StepView) -> str:
     return fence(text.strip("\n")) if text.strip() else ""
 
 
-def step_markdown(step: StepView, lang: str) -> str:
+def step_markdown(step: StepView, lang: str, backend: str = "") -> str:
     parts = []
     narration = pick(step.narration, lang) or pick(step.title, lang)
     if narration:
         parts.append(narration.strip() + "\n")
     if step.command:
-        command = step.command
-        if step.manifest:
-            command += " <<EOF\n" + step.manifest.rstrip() + "\nEOF"
-        parts.append(fence(command, "sh"))
+        parts.append(fence(step.command, "sh"))
+        if step.backend_command and step.backend_command != step.command:
+            parts.append(f"{t('ran_on', lang, backend=backend)}:\n\n" + fence(step.backend_command, "sh"))
     if step.skipped:
         parts.append(f"*{t('skipped', lang)}: {step.skipped}*\n")
         return "\n".join(parts)
@@ -47,12 +46,15 @@ def step_markdown(step: StepView, lang: str) -> str:
         parts.append(output)
     if step.failed:
         lines = [f"**✗ {t('failed', lang)}** ({step.duration:.1f} s)"]
+        lines += [f"- {problem}" for problem in step.problems]
         if step.expected is not None:
             lines.append(f"- {t('expected', lang)}: `{compact(step.expected)}`")
         if step.actual is not None:
             lines.append(f"- {t('actual', lang)}: `{compact(step.actual)}`")
         lines += [f"- {t('look_further', lang)}: `{hint}`" for hint in step.hints]
         parts.append("\n".join(lines) + "\n")
+        if step.log_tail:
+            parts.append(fence(step.log_tail))
     else:
         parts.append(f"✓ {t('passed', lang)} ({step.duration:.1f} s)\n")
     return "\n".join(parts)
@@ -75,7 +77,7 @@ def to_markdown(run: DemoRun) -> str:
         out.append(t("all_passed", lang) + "\n")
     for step in run.preparation:
         out.append(f"### {pick(step.title, lang) or step.kind}\n")
-        out.append(step_markdown(step, lang))
+        out.append(step_markdown(step, lang, run.backend))
     mode = None
     for scenario in run.scenarios:
         if scenario.mode and scenario.mode != mode:
@@ -89,7 +91,7 @@ def to_markdown(run: DemoRun) -> str:
         if scenario.skipped:
             out.append(f"*{t('skipped', lang)}: {scenario.skipped}*\n")
         for step in scenario.steps:
-            out.append(step_markdown(step, lang))
+            out.append(step_markdown(step, lang, run.backend))
     return "\n".join(out)
 
 

@@ -64,8 +64,8 @@ def article_run(lang: str = "en", policy_httpstat: str = DENIED) -> DemoRun:
         "passthrough-policy",
         1,
         "apply",
-        "kubectl apply -f -",
-        manifest="kind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\nmetadata:\n  name: x\n",
+        "kubectl apply -f - <<EOF\nkind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\nEOF",
+        backend_command="docker exec egress-mesh-controller apply",
         stdout="egress.policy.openservicemesh.io/httpbin-80 created\n",
         passed=True,
     )

@@ -1,0 +1,293 @@
+"""``python -m scenarios demo`` end to end on an in-memory cluster that behaves like the article."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+import yaml
+
+from scenarios import demo
+from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster, MeshOptions, OpResult
+
+ANSI = re.compile(r"\x1b[\[\]()]")
+CURL_POD_IP = "10.42.0.17"
+
+
+@dataclass
+class ArticleCluster(Cluster):
+    """Answers like a mesh would: egress off -> exit 7, permissive -> 200, policy -> 403 unless allowed;
+    with the global EgressGateway every request that leaves is logged by the gateway."""
+
+    options: BackendOptions = field(default_factory=BackendOptions)
+    #: a deliberately broken mesh: policy mode lets everything through
+    broken_policy: bool = False
+    name: str = "docker"
+    capabilities: frozenset[str] = frozenset({"gateway-log"})
+    egress: bool = False
+    allowed: set[str] = field(default_factory=set)
+    gateway: bool = False
+    gateway_log: list[str] = field(default_factory=list)
+    downs: list[bool] = field(default_factory=list)
+
+    def up(self) -> None: ...
+
+    def down(self, keep: bool = False) -> None:
+        self.downs.append(keep)
+
+    def load_images(self, images: Sequence[str]) -> list[OpResult]:
+        return []
+
+    def install_mesh(self, options: MeshOptions) -> list[OpResult]:
+        return [
+            OpResult(
+                "meshctl install --mesh-name osm --osm-namespace osm-system --set=osm.enableEgress=false"
+            )
+        ]
+
+    def reset(self) -> None:
+        self.egress, self.gateway = False, False
+        self.allowed.clear()
+
+    def apply(self, manifest: str, namespace: str | None = None) -> OpResult:
+        for doc in yaml.safe_load_all(manifest):
+            if doc and doc.get("kind") == "Egress":
+                self.allowed.update(doc["spec"].get("hosts", []))
+            if doc and doc.get("kind") == "EgressGateway":
+                self.gateway = True
+        return OpResult("docker exec egress-mesh-controller tee /manifests/x.yaml", stdout="configured\n")
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> OpResult:
+        return OpResult(f"fake delete {kind} {name}")
+
+    def patch(self, kind, name, namespace, patch, patch_type="merge") -> OpResult:
+        self.egress = patch["spec"]["traffic"]["enableEgress"]
+        return OpResult("fake patch", stdout=f"{kind}/{name} patched\n")
+
+    def run(self, argv: Sequence[str]) -> OpResult:
+        return OpResult("fake " + " ".join(argv))
+
+    def _answer(self, host: str, path: str, body: bool) -> str:
+        if self.egress or host in self.allowed or self.broken_policy:
+            if self.gateway:
+                record = {
+                    "connection_id": "f34e0b0aa1034190",
+                    "request_time": "2026-11-25T17:00:05.864Z",
+                    "source_address": CURL_POD_IP,
+                    "source_port": 36856,
+                    "host": host,
+                    "path": path,
+                    "method": "HEAD",
+                }
+                self.gateway_log.append(json.dumps(record))
+            return "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\n" + (
+                "200 OK" if body else ""
+            )
+        denied = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\n"
+        return denied + ("Access denied" if body else "")
+
+    def exec(self, namespace: str, selector: str, container: str, argv: Sequence[str]) -> OpResult:
+        command = "docker exec egress-mesh-curl-curl " + " ".join(argv)
+        if not self.egress and not self.allowed:
+            return OpResult(command, exit_code=7)
+        out = ""
+        for url in (a for a in argv if a.startswith("http")):
+            host, _, path = url.removeprefix("http://").partition("/")
+            out += self._answer(host.split(":")[0], "/" + path, body="I" not in argv[1])
+        return OpResult(command, stdout=out)
+
+    def logs(self, namespace: str, selector: str, container: str | None = None) -> OpResult:
+        if container == "sidecar":
+            return OpResult(
+                f"docker logs egress-mesh-{namespace}-sidecar", stdout='{"msg": "allowed by policy"}\n'
+            )
+        return OpResult(
+            "docker logs egress-mesh-gateway", stdout="".join(line + "\n" for line in self.gateway_log)
+        )
+
+    def pod_ip(self, namespace: str, selector: str) -> str:
+        return CURL_POD_IP
+
+    def wait_ready(self, namespace: str, selector: str, timeout: float = 120.0) -> OpResult:
+        return OpResult(f"fake wait {namespace} {selector}")
+
+
+@pytest.fixture
+def cluster(monkeypatch) -> ArticleCluster:
+    fake = ArticleCluster()
+    monkeypatch.setattr(demo, "create", lambda name, options: fake)
+    monkeypatch.setattr(
+        "scenarios.images.build_all", lambda base_image=None, progress=None: {"curl": "egress-mesh/curl:1"}
+    )
+    monkeypatch.setattr("scenarios.runner.POLL_INTERVAL", 0.05)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    return fake
+
+
+def test_auto_demo_replays_the_catalog_and_reports_the_articles_matrix(cluster, capsys, tmp_path):
+    report = tmp_path / "demo.md"
+    code = demo.main(["--auto", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert not ANSI.search(out)  # not a TTY: plain text
+    assert "command terminated with exit code 7" in out
+    assert "HTTP/1.1 403 Forbidden" in out
+    assert '"source_address": "10.42.0.17",' in out  # the gateway log, pretty-printed
+    assert "All steps passed" in out
+    text = report.read_text(encoding="utf-8")
+    assert "| Egress disabled (the article's first test) | - | exit 7 ✓ | exit 7 ✓ |" in text
+    assert "| Sidecar passthrough | Permissive mode | 200 ✓ | 200 ✓ |" in text
+    assert "| Sidecar passthrough | Policy mode | 200 ✓ | 403 ✓ |" in text
+    assert (
+        "| Egress gateway | Permissive mode | 200, logged by gateway ✓ | 200, logged by gateway ✓ |" in text
+    )
+    assert "| Egress gateway | Policy mode | 200, logged by gateway ✓ | 403, not logged ✓ |" in text
+    assert "kubectl patch meshconfig osm-mesh-config -n osm-system" in text
+    assert (
+        "docker exec egress-mesh-curl-curl curl -sI http://httpbin.org:80/get http://httpstat.us/200" in text
+    )
+    assert cluster.downs == [False]
+
+
+def test_repeated_setup_is_shown_once_in_full(cluster, capsys):
+    assert demo.main(["--auto"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("$ kubectl create namespace curl") == 1
+    assert out.count("✓ kubectl create namespace curl") == 4  # the other four scenarios, one line each
+
+
+def test_zh_demo_narrates_in_chinese(cluster, capsys):
+    assert demo.main(["--auto", "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    for words in (
+        "边车透传",
+        "出口网关",
+        "宽松模式",
+        "策略模式",
+        "如我们所期望的,只有 httpbin.org 的服务才被放行。",
+    ):
+        assert words in out
+
+
+def test_pause_reads_enter_from_piped_stdin(cluster, capsys, monkeypatch):
+    stdin = io.StringIO("\n" * 3)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert demo.main(["--pause", "egress-disabled"]) == 0
+    out = capsys.readouterr().out
+    assert stdin.read() == ""  # all consumed
+    assert out.count("press Enter to run") == 4  # three Enters, then EOF on the fourth
+    assert "stdin closed: continuing without pauses" in out
+    assert "exit 7 ✓" in out
+
+
+def test_without_a_tty_the_default_is_auto(cluster, capsys):
+    assert demo.main(["egress-disabled"]) == 0
+    assert "press Enter" not in capsys.readouterr().out
+
+
+BROKEN = textwrap.dedent(
+    """
+    name: passthrough-policy-short
+    title: {en: "Sidecar passthrough, policy mode", zh: 边车透传:策略模式}
+    steps:
+      - narration: {en: Deny by default., zh: 禁用出口宽松模式。}
+        patch: {kind: meshconfig, name: osm-mesh-config, namespace: osm-system,
+                patch: {"spec":{"traffic":{"enableEgress":false}}}}
+      - narration: Allow httpbin.org.
+        apply:
+          manifest: |
+            kind: Egress
+            apiVersion: policy.openservicemesh.io/v1alpha1
+            metadata: {name: httpbin-80, namespace: curl}
+            spec:
+              sources: [{kind: ServiceAccount, name: curl, namespace: curl}]
+              hosts: [httpbin.org]
+              ports: [{number: 80, protocol: http}]
+      - narration: httpstat.us is refused.
+        request:
+          namespace: curl
+          selector: app=curl
+          container: curl
+          urls: [http://httpbin.org:80/get, http://httpstat.us/200]
+          timeout: 0.2
+          expect: [{status: 200}, {status: 403}]
+      - narration: The demo goes on after a failure.
+        request:
+          namespace: curl
+          selector: app=curl
+          container: curl
+          urls: [http://httpbin.org:80/get]
+          timeout: 0.2
+          expect: [{status: 200}]
+    """
+)
+
+
+@pytest.fixture
+def broken(cluster, tmp_path):
+    cluster.broken_policy = True
+    path = tmp_path / "passthrough-policy-short.yaml"
+    path.write_text(BROKEN, encoding="utf-8")
+    return str(path)
+
+
+def test_a_failure_is_explained_and_the_demo_goes_on(broken, capsys, tmp_path):
+    report = tmp_path / "r.md"
+    code = demo.main(["--auto", broken, "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "response 2 (http://httpstat.us/200): status 200, expected 403" in out
+    assert "look further: docker logs egress-mesh-curl-sidecar" in out
+    assert '│ {"msg": "allowed by policy"}' in out
+    assert "The demo goes on after a failure." in out  # the next step still ran
+    assert "1 step(s) failed." in out
+    assert "| Sidecar passthrough | Policy mode | 200 ✓ | 200 ✗ (article: 403) |" in report.read_text()
+
+
+def test_stop_on_failure_stops_cleanly(broken, cluster, capsys):
+    code = demo.main(["--auto", "--stop-on-failure", broken])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "--stop-on-failure: stopping after the first failed step" in out
+    assert "The demo goes on after a failure." not in out
+    assert "Traceback" not in out
+    assert cluster.downs == [False]  # still cleaned up
+
+
+def test_keep_leaves_the_cluster(cluster, capsys):
+    assert demo.main(["--auto", "--keep", "egress-disabled"]) == 0
+    assert cluster.downs == [True]
+    assert "--keep: the cluster and containers are left running" in capsys.readouterr().out
+
+
+def test_unavailable_backend_is_a_clear_error(monkeypatch, capsys):
+    def unavailable(name, options):
+        raise BackendUnavailable("no Docker engine answers at unix:///var/run/docker.sock")
+
+    monkeypatch.setattr(demo, "create", unavailable)
+    assert demo.main(["--auto"]) == 3
+    out = capsys.readouterr().out
+    assert "backend unavailable: no Docker engine answers" in out and "Traceback" not in out
+
+
+def test_setup_failure_says_where_to_look(cluster, monkeypatch, capsys):
+    def fails(base_image=None, progress=None):
+        raise RuntimeError("docker build of proxy failed: step 3/9")
+
+    monkeypatch.setattr("scenarios.images.build_all", fails)
+    assert demo.main(["--auto"]) == 3
+    out = capsys.readouterr().out
+    assert "error: docker build of proxy failed: step 3/9" in out
+    assert "look further: python -m scenarios images" in out
+    assert cluster.downs == [False]
+
+
+def test_unknown_scenario_is_a_usage_error(cluster, capsys):
+    assert demo.main(["--auto", "no-such-scenario"]) == 2
+    assert "no scenario named 'no-such-scenario'" in capsys.readouterr().out
