@@ -349,9 +349,16 @@ class DockerCluster(Cluster):
             aliases=list(STANDIN_NAMES),
             labels=self._labels(role="standin"),
         )
-        container = self._start(spec)
+        try:
+            container = self._start(spec)
+        except PodStartError as exc:
+            return OpResult(spec.cli(), 1, stderr=f"the stand-ins did not start: {exc}")
         self.standin = container.name
-        self._wait(lambda: '"event": "listening"' in self._logs(container.name)[0], 30, "stand-ins listening")
+        try:
+            self._wait(lambda: '"event": "listening"' in self._logs(container.name)[0], 30, "the stand-ins")
+        except TimeoutError as exc:
+            out, err = self._logs(container.name)
+            return OpResult(spec.cli(), 1, out, f"{exc}\n{err}")
         return OpResult(spec.cli())
 
     def install_mesh(self, options: MeshOptions) -> list[OpResult]:
@@ -403,7 +410,10 @@ class DockerCluster(Cluster):
                 binds=[f"{self.manifest_dir}:/manifests:ro"],
                 labels=self._labels(role="controller"),
             )
-            container = self._start(spec)
+            try:
+                container = self._start(spec)
+            except PodStartError as exc:
+                return [*results, OpResult(spec.cli(), 1, stderr=f"the controller did not start: {exc}")]
             self.controller = container.name
             results.append(OpResult(spec.cli()))
         probe = ["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{CONFIG_PORT}/readyz"]
@@ -446,10 +456,17 @@ class DockerCluster(Cluster):
             else:
                 objects.append(doc)
         problems = []
+        created = {
+            o["metadata"].get("name") for o in objects if isinstance(o, dict) and o.get("kind") == "Namespace"
+        }
         for obj in objects:
             problem = self._admit(obj, namespace)
             if problem:
                 problems.append(problem)
+                continue
+            ns = obj["metadata"].get("namespace")
+            if ns and ns != "default" and ns not in created and ("Namespace", "", ns) not in self.objects:
+                problems.append(f'Error from server (NotFound): namespaces "{ns}" not found')
         if problems:
             return OpResult(f"# validate {len(objects)} object(s)", 1, stderr="\n".join(problems))
         actions: list[str] = []
@@ -461,10 +478,7 @@ class DockerCluster(Cluster):
                 meta = obj["metadata"]
                 verb = "configured" if existed else "created"
                 output.append(f"{obj['kind'].lower()}/{meta['name']} {verb}")
-                try:
-                    actions += self._reconcile(obj)
-                except PodStartError as exc:
-                    return OpResult("\n".join(actions + exc.actions), 1, "\n".join(output), str(exc))
+                actions += self._reconcile(obj)
         return OpResult("\n".join(actions), 0, "\n".join(output))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> OpResult:
@@ -700,9 +714,9 @@ class DockerCluster(Cluster):
         replicas = int(spec.get("replicas", 1))
         current = [p for p in self.pods.values() if (p.namespace, p.owner) == (ns, name)]
         actions = []
-        stale = [p for p in current if p.template != digest]
+        stale = [p for p in current if p.template != digest or p.failed]
         actions += self._remove_pods(stale)
-        alive = [p for p in current if p.template == digest]
+        alive = [p for p in current if p not in stale]
         actions += self._remove_pods(alive[replicas:])
         for _ in range(replicas - len(alive[:replicas])):
             pod_name = f"{name}-{digest[:10]}-{secrets.token_hex(3)[:5]}"
@@ -811,12 +825,25 @@ class DockerCluster(Cluster):
         )
 
     def _start_pod(self, pod: Pod, pod_obj: dict[str, Any]) -> list[str]:
+        """Start the pod's containers; a failure is kept in ``pod.failed`` (wait_ready reports it)."""
         self._ensure_images()
-        pod_obj = self._inject(pod_obj)
+        self.pods[(pod.namespace, pod.name)] = pod
+        actions: list[str] = []
+        try:
+            pod_obj = self._inject(pod_obj)
+        except ValueError as exc:  # mesh.controller.injector.InjectionError: a bad annotation
+            pod.failed = f"sidecar injection refused the pod: {exc}"
+            return actions
         pod.spec = pod_obj.get("spec") or {}
         pod.labels = dict((pod_obj.get("metadata") or {}).get("labels") or {})
-        self.pods[(pod.namespace, pod.name)] = pod
-        actions = []
+        try:
+            self._run_pod(pod, actions)
+        except PodStartError as exc:
+            pod.failed = str(exc)
+            actions.append(f"# pod {pod.namespace}/{pod.name} failed: {exc}")
+        return actions
+
+    def _run_pod(self, pod: Pod, actions: list[str]) -> None:
         sandbox = ContainerSpec(
             name=f"{self.prefix}-{pod.namespace}-{pod.name}",
             image=self.images["curl"],
@@ -849,16 +876,14 @@ class DockerCluster(Cluster):
             code = started.wait(timeout=120).get("StatusCode", 1)
             if code != 0:
                 out, err = self._logs(started.name)
-                pod.failed = (
+                raise PodStartError(
                     f"init container {init['name']} exited with code {code}: {(err or out).strip()[-800:]}"
                 )
-                raise PodStartError(pod.failed, actions)
         for app in pod.spec.get("containers") or ():
             spec = self._container_spec(pod, app, "container", fields)
             started = self._start(spec)
             pod.containers[app["name"]] = started.name
             actions.append(spec.cli())
-        return actions
 
     def _not_ready(self, pod: Pod) -> str | None:
         if pod.failed:
@@ -932,7 +957,7 @@ class DockerCluster(Cluster):
             labels[CONTAINER_LABEL] = container
         return labels
 
-    def _start(self, spec: ContainerSpec):
+    def _create_and_start(self, spec: ContainerSpec):
         api = self.client.api
         networking = None
         if spec.network and not spec.network.startswith("container:"):
@@ -957,6 +982,19 @@ class DockerCluster(Cluster):
         )
         api.start(created["Id"])
         return self.client.containers.get(created["Id"])
+
+    def _start(self, spec: ContainerSpec):
+        import docker
+
+        try:
+            return self._create_and_start(spec)
+        except docker.errors.ImageNotFound:
+            raise PodStartError(
+                f"image {spec.image} is not available locally; the docker backend never pulls "
+                "(use an egress-mesh/* image or `docker pull` it first)"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise PodStartError(f"docker could not start {spec.name}: {exc.explanation or exc}") from None
 
     def _ip(self, container: str) -> str:
         networks = self.client.api.inspect_container(container)["NetworkSettings"]["Networks"]
@@ -1192,9 +1230,7 @@ class DockerCluster(Cluster):
 
 
 class PodStartError(RuntimeError):
-    def __init__(self, message: str, actions: list[str]):
-        super().__init__(message)
-        self.actions = actions
+    """A pod's container could not start; the message says which and why."""
 
 
 def remove_run(client, run_id: str | None = None) -> list[str]:
