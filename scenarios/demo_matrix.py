@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scenarios.demo_model import DemoRun, Outcome, scenario_outcomes
-from scenarios.demo_text import MODES, POLICIES, pick, t
+from scenarios.demo_text import DISABLED_ROW, MODES, POLICIES, pick, t
 
 DESTINATIONS = ("httpbin.org", "httpstat.us")
 Row = tuple[str, str | None]
@@ -83,7 +83,7 @@ def build(run: DemoRun) -> dict[Row, dict[str, Cell]]:
 def row_labels(row: Row, lang: str) -> tuple[str, str]:
     mode, policy = row
     if mode == "disabled":
-        return pick(MODES["disabled"], lang), "-"
+        return pick(DISABLED_ROW, lang), "-"
     return pick(MODES[mode], lang), pick(POLICIES[policy], lang) if policy else "-"
 
 

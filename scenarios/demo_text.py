@@ -10,6 +10,8 @@ MODES = {
     "passthrough": {"en": "Sidecar passthrough", "zh": "边车透传"},
     "gateway": {"en": "Egress gateway", "zh": "出口网关"},
 }
+#: the summary matrix's name for state 0 (the article tests it before its two parts)
+DISABLED_ROW = {"en": "Egress disabled", "zh": "禁用出口"}
 POLICIES = {
     "permissive": {"en": "Permissive mode", "zh": "宽松模式"},
     "policy": {"en": "Policy mode", "zh": "策略模式"},

@@ -141,7 +141,7 @@ def test_auto_demo_replays_the_catalog_and_reports_the_articles_matrix(cluster, 
     assert '"source_address": "10.42.0.17",' in out  # the gateway log, pretty-printed
     assert "All steps passed" in out
     text = report.read_text(encoding="utf-8")
-    assert "| Egress disabled (the article's first test) | - | exit 7 ✓ | exit 7 ✓ |" in text
+    assert "| Egress disabled | - | exit 7 ✓ | exit 7 ✓ |" in text
     assert "| Sidecar passthrough | Permissive mode | 200 ✓ | 200 ✓ |" in text
     assert "| Sidecar passthrough | Policy mode | 200 ✓ | 403 ✓ |" in text
     assert (
