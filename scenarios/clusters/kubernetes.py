@@ -41,6 +41,8 @@ COMMAND_TIMEOUT = 300.0
 SYSTEM_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 )
+#: the article's sample namespaces: always removed by reset(), so every scenario can create them
+SAMPLE_NAMESPACES = frozenset({"curl", "egress-gateway"})
 #: custom resources removed by reset() in every namespace
 POLICY_RESOURCES = ("egresses.policy.openservicemesh.io", "egressgateways.policy.openservicemesh.io")
 
@@ -577,9 +579,11 @@ class KubernetesCluster(Cluster):
                 f"{install.command} failed (exit {install.exit_code}):\n{install.stderr.strip()}"
             )
         results.append(self.wait_ready(options.mesh_namespace, "", timeout=180))
-        self._meshconfig_spec = self._get_json(
-            "meshconfig", MESHCONFIG_NAME, "-n", options.mesh_namespace
-        ).get("spec")
+        # a reused cluster may hold a MeshConfig from an earlier run: the install's setting wins
+        egress = {"spec": {"traffic": {"enableEgress": options.enable_egress}}}
+        results.append(self.patch("meshconfig", MESHCONFIG_NAME, options.mesh_namespace, egress))
+        meshconfig = self._get_json("meshconfig", MESHCONFIG_NAME, "-n", options.mesh_namespace)
+        self._meshconfig_spec = meshconfig.get("spec")
         self._baseline_namespaces = (self._baseline_namespaces or set()) | self._namespaces()
         return results
 
@@ -629,11 +633,11 @@ class KubernetesCluster(Cluster):
         return {item["metadata"]["name"] for item in items}
 
     def _sample_namespaces(self) -> set[str]:
-        """Namespaces made by scenarios (not there at install), plus, in harness-owned clusters,
-        meshed namespaces a previous kept run left behind."""
+        """Namespaces made by scenarios (not there at install) and the article's sample namespaces,
+        plus, in harness-owned clusters, meshed namespaces a previous kept run left behind."""
         keep = set(SYSTEM_NAMESPACES) | {self.mesh_options.mesh_namespace, coredns.STANDIN_NAMESPACE}
         current = self._namespaces()
-        doomed = current - (self._baseline_namespaces or current)
+        doomed = (current - (self._baseline_namespaces or current)) | (current & SAMPLE_NAMESPACES)
         if self.harness_owned:
             try:
                 items = self._get_json("namespaces", "-l", "openservicemesh.io/monitored-by").get("items", [])

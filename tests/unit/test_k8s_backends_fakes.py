@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.clusters import k3d, kind
+from scenarios.clusters import coredns, k3d, kind
 from scenarios.clusters import kubernetes as k8s
 from scenarios.clusters.base import BackendOptions
 
@@ -43,8 +43,9 @@ FAKE = textwrap.dedent(
             print("default")
         elif args[:2] == ["get", "pods"]:
             print((state / "pods.json").read_text())
-        elif args[:2] == ["get", "events"]:
-            print(json.dumps({{"items": []}}))
+        elif args[:1] == ["get"]:
+            canned = state / f"get-{{args[1]}}.json"
+            print(canned.read_text() if canned.exists() else json.dumps({{"items": []}}))
         elif args[:1] == ["exec"]:
             print("command terminated with exit code 7", file=sys.stderr)
             sys.exit(7)
@@ -186,3 +187,55 @@ def test_k3d_cluster_disables_traefik_with_the_argument_intact(fakes):
     assert "egress-mesh" in args and "pytest-egress-mesh" not in args
     cluster.down(keep=True)
     assert not [c for c in fakes("k3d") if c["args"][:2] == ["cluster", "delete"]]
+
+
+def _names(*names):
+    return json.dumps({"items": [{"metadata": {"name": n}} for n in names]})
+
+
+def test_install_deploys_standins_rewrites_coredns_and_installs_with_one_tag(fakes, tmp_path):
+    from tests.unit.test_k8s_backends import KIND_COREFILE
+
+    (fakes.state / "pods.json").write_text(_pods(_pod("ready-1", True)))
+    (fakes.state / "get-configmap.json").write_text(json.dumps({"data": {"Corefile": KIND_COREFILE}}))
+    (fakes.state / "get-meshconfig.json").write_text(
+        json.dumps({"spec": {"traffic": {"enableEgress": False}}})
+    )
+    bindir = Path(os.environ["PATH"].split(os.pathsep)[0])
+    (bindir / "meshctl").write_text(FAKE.format(python=sys.executable))
+    (bindir / "meshctl").chmod(0o755)
+    cluster = _cluster(tmp_path)
+    cluster.images = {"standin": "egress-mesh/standin:run-1"}
+    cluster.image_tag = "run-1"
+    results = cluster.install_mesh(k8s.MeshOptions())
+    assert all(r.ok for r in results)
+    kubectl = fakes("kubectl")
+    [standins] = [c for c in kubectl if c["args"][:1] == ["apply"]]
+    assert "image: egress-mesh/standin:run-1" in standins["stdin"]
+    [patch] = [c for c in kubectl if c["args"][:3] == ["patch", "configmap", "coredns"]]
+    corefile = json.loads(patch["args"][-1])["data"]["Corefile"]
+    assert corefile == coredns.add_block(KIND_COREFILE)
+    assert ["rollout", "restart", "deployment/coredns", "-n", "kube-system"] in [c["args"] for c in kubectl]
+    [install] = fakes("meshctl")
+    assert install["args"][:5] == ["install", "--mesh-name", "osm", "--osm-namespace", "osm-system"]
+    assert "--set=osm.image.tag=run-1" in install["args"]
+    assert install["kubeconfig"] == cluster.kubeconfig
+
+
+def test_reset_removes_policies_and_sample_namespaces_and_restores_the_meshconfig(fakes, tmp_path):
+    cluster = _cluster(tmp_path)
+    cluster._baseline_namespaces = {"default", "kube-system", "osm-system", "team-a"}
+    cluster._meshconfig_spec = {"traffic": {"enableEgress": False}}
+    (fakes.state / "get-namespaces.json").write_text(
+        _names("default", "kube-system", "osm-system", "team-a", "curl", "egress-gateway", "extra")
+    )
+    cluster.reset()
+    calls = [c["args"] for c in fakes("kubectl")]
+    assert [
+        "delete", "egresses.policy.openservicemesh.io", "--all", "--all-namespaces", "--ignore-not-found",
+        "--wait=false",
+    ] in calls  # fmt: skip
+    [deleted] = [c for c in calls if c[:2] == ["delete", "namespace"]]
+    assert sorted(a for a in deleted[2:] if not a.startswith("-")) == ["curl", "egress-gateway", "extra"]
+    patch = [c for c in calls if c[:2] == ["patch", "meshconfig"]][-1]
+    assert json.loads(patch[patch.index("-p") + 1]) == {"spec": {"traffic": {"enableEgress": False}}}
