@@ -1,0 +1,88 @@
+"""CONNECT handling of the gateway, without sockets: what a client sends, what it gets back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mesh.gateway import server
+from mesh.gateway.server import Gateway, Tunnel
+from mesh.gateway.tunnel import ConnectRequest, TunnelError
+
+
+class FakeWriter:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        pass
+
+
+async def read_connect(raw: bytes, eof: bool = True):
+    reader = asyncio.StreamReader()
+    reader.feed_data(raw)
+    if eof:
+        reader.feed_eof()
+    writer = FakeWriter()
+    request = await Gateway()._read_connect(Tunnel("0" * 16, "10.0.0.1", 1234, 0.0), reader, writer)
+    return request, bytes(writer.data)
+
+
+async def test_well_formed_connect_is_accepted_silently():
+    request, answer = await read_connect(ConnectRequest("HTTPBin.org", 80, "curl/curl", "http").encode())
+    assert request == ConnectRequest("httpbin.org", 80, "curl/curl", "http")
+    assert answer == b""
+
+
+@pytest.mark.parametrize(
+    "raw, status, reason",
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"405 Method Not Allowed", b"only CONNECT is served here"),
+        (b"CONNECT httpbin.org HTTP/1.1\r\n\r\n", b"400 Bad Request", b"must be host:port"),
+        (b"CONNECT a:99999 HTTP/1.1\r\n\r\n", b"400 Bad Request", b"must be host:port"),
+        (b"CONNECT a:80 HTTP/1.1\r\nX: " + b"y" * 9000 + b"\r\n\r\n", b"400 Bad Request", b"larger than"),
+    ],
+)
+async def test_bad_requests_get_a_4xx_with_a_reason(raw, status, reason):
+    request, answer = await read_connect(raw)
+    assert request is None
+    assert answer.startswith(b"HTTP/1.1 " + status)
+    assert b"connection: close" in answer
+    assert reason in answer
+
+
+async def test_client_leaving_before_the_head_ends_gets_nothing():
+    request, answer = await read_connect(b"CONNECT a:80 HTTP/1.1\r\n")
+    assert (request, answer) == (None, b"")
+
+
+async def test_silent_client_is_dropped_after_the_head_timeout(monkeypatch):
+    monkeypatch.setattr(server, "HEAD_TIMEOUT", 0.05)
+    request, answer = await read_connect(b"", eof=False)
+    assert (request, answer) == (None, b"")
+
+
+async def test_connect_errors_map_to_502(monkeypatch):
+    async def refused(host, port):
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    monkeypatch.setattr(asyncio, "open_connection", refused)
+    with pytest.raises(TunnelError) as caught:
+        await Gateway()._connect(ConnectRequest("httpbin.org", 80))
+    assert caught.value.status == 502
+    assert str(caught.value) == "cannot connect to httpbin.org:80: connection refused"
+
+
+async def test_slow_destination_maps_to_504(monkeypatch):
+    async def hangs(host, port):
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(asyncio, "open_connection", hangs)
+    with pytest.raises(TunnelError) as caught:
+        await Gateway(connect_timeout=0.05)._connect(ConnectRequest("httpbin.org", 80))
+    assert caught.value.status == 504
+    assert "timed out after 0.05s" in str(caught.value)
