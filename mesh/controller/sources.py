@@ -255,7 +255,8 @@ class KubernetesSource(Source):
         try:
             response = self._core.read_namespace(name, _preload_content=False)
         except Exception as exc:  # noqa: BLE001 - any API failure means "unknown"
-            log.warning("cannot read namespace %s: %s", name, exc)
+            if getattr(exc, "status", None) != 404:
+                log.warning("cannot read namespace %s: %s", name, getattr(exc, "reason", None) or exc)
             return None
         return {"kind": "Namespace", "apiVersion": "v1", **json.loads(response.data)}
 
