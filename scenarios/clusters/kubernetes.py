@@ -100,6 +100,26 @@ def patch_argv(
     return ["kubectl", "patch", kind, name, *ns, "-p", body, f"--type={patch_type}"]
 
 
+def reset_argvs(
+    namespaces: Sequence[str], mesh_namespace: str, meshconfig_spec: dict | None
+) -> list[list[str]]:
+    """What ``reset()`` runs: policies gone everywhere, sample namespaces gone (their pods
+    force-deleted first so that is quick), MeshConfig spec back to the install's."""
+    argvs = [
+        ["kubectl", "delete", resource, "--all", "--all-namespaces", "--ignore-not-found", "--wait=false"]
+        for resource in POLICY_RESOURCES
+    ]
+    for ns in namespaces:
+        argvs.append(
+            ["kubectl", "delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", "--wait=false"]
+        )
+    if namespaces:
+        argvs.append(["kubectl", "delete", "namespace", *namespaces, "--ignore-not-found", "--timeout=180s"])
+    if meshconfig_spec is not None:
+        argvs.append(patch_argv("meshconfig", MESHCONFIG_NAME, mesh_namespace, {"spec": meshconfig_spec}))
+    return argvs
+
+
 def get_pods_argv(namespace: str, selector: str | None) -> list[str]:
     return ["kubectl", "get", "pods", "-n", namespace, *(["-l", selector] if selector else []), "-o", "json"]
 
@@ -604,26 +624,9 @@ class KubernetesCluster(Cluster):
 
     def reset(self) -> None:
         self.save_artifacts("reset")
-        for resource in POLICY_RESOURCES:
-            self.kubectl(
-                "delete", resource, "--all", "--all-namespaces", "--ignore-not-found", "--wait=false"
-            )
         doomed = sorted(self._sample_namespaces())
-        if doomed:
-            for ns in doomed:
-                self.kubectl(
-                    "delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", "--wait=false"
-                )
-            self.kubectl("delete", "namespace", *doomed, "--ignore-not-found", "--timeout=180s")
-        if self._meshconfig_spec is not None:
-            self.kubectl(
-                *patch_argv(
-                    "meshconfig",
-                    MESHCONFIG_NAME,
-                    self.mesh_options.mesh_namespace,
-                    {"spec": self._meshconfig_spec},
-                )[1:]
-            )
+        for argv in reset_argvs(doomed, self.mesh_options.mesh_namespace, self._meshconfig_spec):
+            self._run(argv)
 
     def _namespaces(self) -> set[str]:
         try:

@@ -1,0 +1,76 @@
+"""Every kubectl command line the backends build is accepted by the real kubectl.
+
+kubectl parses flags before it connects, so against a kubeconfig whose server refuses
+connections (127.0.0.1:1) a bad flag shows as "unknown flag" and a good command as a
+connection error. Skipped when kubectl is not installed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from scenarios.clusters import coredns
+from scenarios.clusters import kubernetes as k8s
+
+pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: refused, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: nobody, user: {token: x}}]
+contexts: [{name: refused, context: {cluster: refused, user: nobody}}]
+current-context: refused
+"""
+
+COMMANDS = {
+    "exec": k8s.exec_argv("curl-1", "curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"]),
+    "logs": k8s.logs_argv("gw-1", "egress-gateway", "gateway", tail=20),
+    "apply": k8s.apply_argv("curl"),
+    "delete": k8s.delete_argv("egress", "httpbin-80", "curl"),
+    "patch": k8s.patch_argv("meshconfig", "osm-mesh-config", "osm-system", {"spec": {"traffic": {}}}),
+    "get-pods": k8s.get_pods_argv("curl", "app=curl"),
+    "wait": shlex.split(k8s.wait_display("curl", "app=curl", 120)),
+    "coredns-patch": coredns.configmap_patch_argv(".:53 {\n}\n"),
+    "coredns-restart": coredns.restart_argv(),
+    "coredns-status": coredns.rollout_status_argv(),
+    **{
+        f"reset-{i}": argv
+        for i, argv in enumerate(k8s.reset_argvs(["curl", "egress-gateway"], "osm-system", {"traffic": {}}))
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_kubectl_accepts_the_command(name, tmp_path):
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    argv = COMMANDS[name]
+    assert argv[0] == "kubectl"
+    proc = subprocess.run(
+        argv,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "KUBECONFIG": str(config), "HOME": str(tmp_path)},
+    )
+    assert "unknown flag" not in proc.stderr and "unknown shorthand" not in proc.stderr, proc.stderr
+    assert "error: unknown command" not in proc.stderr, proc.stderr
+    assert "127.0.0.1:1" in proc.stderr, f"kubectl stopped before connecting: {proc.stderr}"
+
+
+def test_a_bad_flag_is_noticed(tmp_path):
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    proc = subprocess.run(
+        ["kubectl", "get", "pods", "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "KUBECONFIG": str(config), "HOME": str(tmp_path)},
+    )
+    assert "unknown flag" in proc.stderr
