@@ -200,7 +200,7 @@ def prepare(cluster: Cluster, args: argparse.Namespace, renderer: LiveRenderer, 
             renderer.step_finished(step)
             raise SetupFailed(f"{op.command} exited {op.exit_code}")
     for step in run.preparation:
-        renderer.line(f"  $ {step.command}", style="dim")
+        renderer.ran(step.command)
 
 
 def execute(args: argparse.Namespace, renderer: LiveRenderer, run: DemoRun, scenarios: list[Scenario]) -> int:

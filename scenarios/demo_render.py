@@ -28,7 +28,7 @@ from scenarios.demo_text import MODES, POLICIES, pick, t
 SETUP_HINTS = {
     "docker": [
         "python -m scenarios images   (builds the images, printing every build step)",
-        "docker ps -a --filter label=egress-mesh   (the containers and their state)",
+        "docker ps -a --filter label=egress-mesh.io/harness   (the containers and their state)",
         "docker logs CONTAINER",
     ],
     "kubernetes": [
@@ -185,6 +185,11 @@ class LiveRenderer:
         if last:
             self.line(Text(last, style="bold"))
 
+    def ran(self, command: str) -> None:
+        """What the backend ran (dim, indented under the article's command)."""
+        for n, line in enumerate(command.splitlines()):
+            self.line(f"  {'↳' if n == 0 else ' '} {line}", style="dim")
+
     def _start_status(self, message: str) -> None:
         if self.animated:
             self._status = self.console.status(Text(message), spinner="dots")
@@ -219,7 +224,7 @@ class LiveRenderer:
             self.line(f"↷ {self._t('skipped')}: {step.skipped}", style="yellow")
             return
         if step.backend_command and step.backend_command != step.command:
-            self.line(f"  ↳ {step.backend_command}", style="dim")
+            self.ran(step.backend_command)
         self.output(step)
         tries = f", {step.attempts}x" if step.attempts > 1 else ""
         if step.failed:
