@@ -203,8 +203,11 @@ class KubernetesSource(Source):
         except ConfigException:
             try:
                 config.load_kube_config()
-            except (ConfigException, FileNotFoundError, TypeError) as exc:
-                raise SourceError(f"no Kubernetes credentials (in-cluster or kubeconfig): {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - yaml, OS and config errors alike
+                detail = " ".join(str(exc).split())
+                raise SourceError(
+                    f"no usable Kubernetes credentials (in-cluster or kubeconfig): {detail}"
+                ) from None
         self._api_exception = ApiException
         core = self._core = client.CoreV1Api()
         custom = client.CustomObjectsApi()

@@ -192,3 +192,20 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_kubernetes_source_without_credentials_is_a_clear_error(tmp_path: Path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters: [\n")
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"} | {
+        "KUBECONFIG": str(kubeconfig)
+    }
+    result = subprocess.run(
+        controller("run", "--source", "kubernetes", "--port", "0", "--webhook-port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "no usable Kubernetes credentials" in result.stderr and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 
+from mesh.api.resources import Namespace
 from mesh.controller.injector import InjectionSettings
 from mesh.controller.server import ConfigStore
 from mesh.controller.sources import SourceState
@@ -165,6 +166,40 @@ async def test_not_an_admission_review_is_a_400(webhook, certs):
     async with aiohttp.ClientSession() as session:
         async with session.post(f"https://127.0.0.1:{port}/mutate-pod-creation", data=b"{", ssl=tls) as resp:
             assert resp.status == 400
+
+
+async def test_namespace_unknown_to_the_store_is_looked_up(certs):
+    store = ConfigStore()
+    store.publish(SourceState(OBJECTS))
+    looked_up: list[str] = []
+
+    async def lookup(name: str):
+        looked_up.append(name)
+        return Namespace(name, labels=dict(MONITORED))
+
+    app = make_webhook_app(store, SETTINGS, lookup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certs.server_context()).start()
+    port = runner.addresses[0][1]
+    pod = copy.deepcopy(CURL_POD)
+    pod["metadata"]["namespace"] = "fresh"
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "u", "object": pod},
+    }
+    tls = ssl.create_default_context(cadata=certs.ca_pem.decode())
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"https://127.0.0.1:{port}/mutate-pod-creation", json=body, ssl=tls
+            ) as resp:
+                answer = await resp.json()
+    finally:
+        await runner.cleanup()
+    assert looked_up == ["fresh"]
+    assert [c["name"] for c in patched(pod, answer)["spec"]["containers"]] == ["curl", "sidecar"]
 
 
 def test_serving_certificate_names_the_controller_service(certs):
