@@ -52,7 +52,7 @@ def test_kubectl_accepts_the_command(name, tmp_path):
     assert argv[0] == "kubectl"
     proc = subprocess.run(
         argv,
-        input="",
+        input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n" if name == "apply" else "",
         capture_output=True,
         text=True,
         timeout=30,
