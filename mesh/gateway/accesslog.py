@@ -15,10 +15,13 @@ connection record, one per tunnel when it closes (``id`` equals the request reco
 
     {"id": "f34e0b0aa1034190", "start_time": "...", "source_address": "10.42.0.17",
      "source_port": 36856, "destination_address": "93.184.216.34", "destination_port": 80,
-     "end_time": "...", "destination_host": "httpbin.org", "protocol": "http",
+     "end_time": "...", "protocol": "http",
      "source_identity": "curl/curl", "bytes_up": 78, "bytes_down": 230}
 
 A tunnel that never reached its destination has ``destination_address: null`` and an ``error``.
+No field of the connection record carries the requested host name (it is in ``serverNames`` for
+TLS only, as in osm-edge), so the article's ``kubectl logs ... | grep httpbin.org | jq`` shows the
+request records.
 """
 
 from __future__ import annotations
@@ -94,7 +97,6 @@ def connection_record(
     destination_address: str | None,
     destination_port: int,
     end_time: float,
-    destination_host: str,
     protocol: str,
     source_identity: str = "",
     server_names: Iterable[str] = (),
@@ -115,7 +117,6 @@ def connection_record(
     if names:
         record["serverNames"] = names
     record.update(
-        destination_host=destination_host,
         protocol=protocol,
         source_identity=source_identity,
         bytes_up=bytes_up,
@@ -164,7 +165,6 @@ CONNECTION_SCHEMA: dict[str, Any] = {
         "destination_port": _PORT,
         "end_time": _TIME,
         "serverNames": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "destination_host": {"type": "string"},
         "protocol": {"type": "string"},
         "source_identity": {"type": "string"},
         "bytes_up": {"type": "integer", "minimum": 0},

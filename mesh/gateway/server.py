@@ -240,7 +240,6 @@ class Gateway:
                 destination_address=tunnel.destination_address,
                 destination_port=request.port,
                 end_time=time.time(),
-                destination_host=request.host,
                 protocol=request.protocol,
                 source_identity=request.source,
                 server_names=tunnel.server_names,

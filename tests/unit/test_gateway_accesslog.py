@@ -36,7 +36,6 @@ def sample_connection(**overrides) -> dict:
         destination_address="203.0.113.7",
         destination_port=443,
         end_time=1668068132.0,
-        destination_host="httpbin.org",
         protocol="https",
         server_names=["httpbin.org"],
     )
