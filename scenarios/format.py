@@ -246,8 +246,8 @@ class Text:
     @classmethod
     def parse(cls, value: str | Mapping[str, str]) -> Text:
         if isinstance(value, str):
-            return cls(value)
-        return cls(value["en"], value.get("zh") or None)
+            return cls(value.strip())
+        return cls(value["en"].strip(), (value.get("zh") or "").strip() or None)
 
     def to_dict(self) -> dict[str, str]:
         return {"en": self.en, "zh": self.zh} if self.zh else {"en": self.en}

@@ -1,0 +1,21 @@
+"""The article's catalog, one test per scenario, on the session's cluster (``--backend``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenarios.format import catalog
+from scenarios.runner import Runner
+
+pytestmark = pytest.mark.e2e
+SCENARIOS = catalog()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_article_scenario(cluster, scenario):
+    result = Runner(cluster).run_scenario(scenario)
+    if result.skipped:
+        pytest.skip(result.skipped)
+    assert result.passed, result.explain()
+    skipped = [f"step {s.index} ({s.kind}): {s.skipped}" for s in result.steps if s.skipped]
+    assert not skipped, "steps this backend could not run:\n" + "\n".join(skipped)
