@@ -30,7 +30,13 @@ POD_IP = "10.77.0.1"
 WORLD_IP = "10.77.0.2"  # httpbin.org, httpstat.us, the egress gateway
 OTHER_IP = "10.77.0.3"  # a second world server that allowed names must never reach
 PREFIX = 24
-WORLD_NAMES = ("httpbin.org", "www.httpbin.org", "httpstat.us", "global-egress-gateway.test")
+WORLD_NAMES = (
+    "httpbin.org",
+    "www.httpbin.org",
+    "httpstat.us",
+    "global-egress-gateway.test",
+    "global-egress-gateway.egress-gateway.svc.cluster.local",
+)
 PROXY_UID = 1500
 _serial = count()
 

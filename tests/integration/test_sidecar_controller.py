@@ -18,7 +18,6 @@ from tests.integration.netns import POD_IP, PROXY_UID, WORLD_IP, wait_until
 pytestmark = pytest.mark.root
 
 FORBIDDEN_HEAD = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive"
-GATEWAY_NAME = "global-egress-gateway.egress-gateway.svc.cluster.local"
 
 
 def meshconfig(enable_egress: bool) -> str:
@@ -88,8 +87,6 @@ def test_article_matrix_through_the_controller(mesh_netns, gateway):
         import mesh.controller.__main__  # noqa: F401
     except ImportError:
         pytest.skip("mesh-controller run does not exist yet")
-    with open(f"/etc/netns/{mesh_netns.pod.name}/hosts", "a") as hosts:
-        hosts.write(f"{WORLD_IP} {GATEWAY_NAME}\n")
     manifests = mesh_netns.tmp / f"manifests-{os.urandom(4).hex()}"
     manifests.mkdir()
     write(manifests / "meshconfig.yaml", meshconfig(False))

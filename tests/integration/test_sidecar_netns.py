@@ -177,3 +177,34 @@ def test_gateway_down_gives_503_within_the_timeout(mesh_netns, sidecar):
     assert result.stdout.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), result.stdout
     assert b"egress gateway unreachable" in result.stdout
     assert 0.5 <= elapsed < 1.5
+
+
+def test_permissive_sniffs_tls_and_relays_it_unchanged(mesh_netns, sidecar):
+    proc = sidecar(config(Mode.PERMISSIVE))
+    result = curl(mesh_netns, "-k", "-o", "/dev/null", "-w", "%{http_code}", "https://httpbin.org/get")
+    assert result.stdout == b"200", result.stderr
+    assert [(r["protocol"], r["host"], r["decision"]) for r in proc.records()] == [
+        ("https", "httpbin.org", "allow")
+    ]
+
+
+def test_gateway_tls_tunnel_carries_the_sni_name(mesh_netns, sidecar, gateway):
+    rule = Rule(Protocol.HTTPS, 443, hosts=("httpbin.org",))
+    sidecar(config(Mode.POLICY, rule, gateway=GATEWAY))
+    result = curl(mesh_netns, "-k", "-o", "/dev/null", "-w", "%{http_code}", "https://httpbin.org/get")
+    assert result.stdout == b"200", result.stderr
+    denied = curl(mesh_netns, "-k", "https://httpstat.us/200")
+    assert denied.returncode != 0
+    connections = wait_until(
+        lambda: [r for r in gateway.records() if "start_time" in r], what="a tunnel record"
+    )
+    time.sleep(0.3)
+    connections = [r for r in gateway.records() if "start_time" in r]
+    assert len(connections) == 1
+    record = connections[0]
+    assert (record["source_address"], record["destination_address"], record["destination_port"]) == (
+        POD_IP,
+        WORLD_IP,
+        443,
+    )
+    assert record.get("serverNames") == ["httpbin.org"]
