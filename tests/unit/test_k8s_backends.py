@@ -288,3 +288,29 @@ def test_capabilities_follow_the_external_services_choice():
     internet = kind.KindCluster(BackendOptions(external="internet"))
     assert {"coredns", "standins", "gateway-log"} <= standins.capabilities
     assert "internet" in internet.capabilities and "standins" not in internet.capabilities
+
+
+# ---- the meshctl contract -----------------------------------------------------------------------
+def _meshctl(argv):
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "mesh.cli"]
+    return subprocess.run([*base, *argv[1:]], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("registry", "policy"), [("egress-mesh", "IfNotPresent"), ("reg.example:5000/em", "Always")]
+)
+def test_meshctl_renders_the_install_the_backends_ask_for(registry, policy):
+    pytest.importorskip("mesh.cli")
+    proc = _meshctl(k8s.install_argv(MeshOptions(), registry, "run-abc", policy) + ["--dry-run"])
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{registry}/controller:run-abc"
+    assert container["imagePullPolicy"] == policy
+    assert f"{registry}/proxy:run-abc" in container["args"] + container.get("command", [])
+    proc = _meshctl(k8s.uninstall_argv(MeshOptions()) + ["--dry-run"])
+    assert proc.returncode == 0, proc.stderr
