@@ -30,6 +30,9 @@ def step_output(step: StepView) -> str:
 
 
 def step_markdown(step: StepView, lang: str, backend: str = "") -> str:
+    if step.repeat and not step.failed:
+        mark = "↷" if step.skipped else "✓"
+        return f"- {mark} `{step.command.splitlines()[0]}` ({step.duration:.1f} s)\n"
     parts = []
     narration = pick(step.narration, lang) or pick(step.title, lang)
     if narration:
@@ -60,6 +63,18 @@ def step_markdown(step: StepView, lang: str, backend: str = "") -> str:
     return "\n".join(parts)
 
 
+def setup_markdown(steps: list[StepView], lang: str) -> str:
+    """The setup commands (image loads, mesh install) in one collapsed section."""
+    failed = [s for s in steps if s.failed]
+    mark = f"✗ {t('failed', lang)}" if failed else f"✓ {t('passed', lang)}"
+    parts = [f"<details><summary>{t('setup', lang)} ({mark})</summary>\n"]
+    parts.append(fence("\n".join(s.command for s in steps), "sh"))
+    for step in failed:
+        parts.append(step_markdown(step, lang))
+    parts.append("</details>\n")
+    return "\n".join(parts)
+
+
 def to_markdown(run: DemoRun) -> str:
     lang = run.lang
     out = [f"# {t('title', lang)}\n"]
@@ -75,9 +90,8 @@ def to_markdown(run: DemoRun) -> str:
         out.append(t("differ", lang, n=len(differ)) + "\n")
     if not failed and not differ:
         out.append(t("all_passed", lang) + "\n")
-    for step in run.preparation:
-        out.append(f"### {pick(step.title, lang) or step.kind}\n")
-        out.append(step_markdown(step, lang, run.backend))
+    if run.preparation:
+        out.append(setup_markdown(run.preparation, lang))
     mode = None
     for scenario in run.scenarios:
         if scenario.mode and scenario.mode != mode:

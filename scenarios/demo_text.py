@@ -58,6 +58,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "some_failed": {"en": "{n} step(s) failed.", "zh": "{n} 个步骤失败。"},
     "differ": {"en": "{n} result(s) differ from the article.", "zh": "{n} 个结果与文章不符。"},
     "ran_on": {"en": "what the {backend} backend ran", "zh": "{backend} 后端实际执行的命令"},
+    "setup": {"en": "Setup: images loaded, mesh installed", "zh": "准备:加载镜像,安装网格"},
     "report_written": {"en": "Report written to {path}", "zh": "报告已写入 {path}"},
     "scenario": {"en": "scenario", "zh": "场景"},
     "step": {"en": "step", "zh": "步骤"},
