@@ -10,6 +10,7 @@ HTTP) for request records, or to the SNI reader (protocol ``https`` or a TLS Cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ log = logging.getLogger("mesh.gateway")
 
 READ_SIZE = 65536
 HEAD_TIMEOUT = 10.0
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 3
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -128,6 +130,7 @@ class Gateway:
         task = asyncio.current_task()
         assert task is not None
         self._open[task] = [writer]
+        _keepalive(writer)
         peer = writer.get_extra_info("peername") or ("", 0)
         tunnel = Tunnel(accesslog.new_connection_id(), str(peer[0]), int(peer[1]), time.time())
         try:
@@ -153,6 +156,7 @@ class Gateway:
             self._log_connection(tunnel)
             return
         up_reader, up_writer = upstream
+        _keepalive(up_writer)
         self._open.get(asyncio.current_task(), []).append(up_writer)  # type: ignore[arg-type]
         peer = up_writer.get_extra_info("peername") or ("", 0)
         tunnel.destination_address = str(peer[0])
@@ -271,6 +275,18 @@ async def _pump(
         await dst.drain()
     if dst.can_write_eof() and not dst.is_closing():
         dst.write_eof()
+
+
+def _keepalive(writer: asyncio.StreamWriter) -> None:
+    """Notice peers that vanished without a FIN (a deleted pod), so their tunnels end."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
 
 
 def _reason(exc: OSError) -> str:
