@@ -51,13 +51,16 @@ def requirements(root: Path = ROOT) -> list[str]:
         return list(tomllib.load(f)["project"]["dependencies"])
 
 
-def tree_digest(paths: Iterable[Path]) -> str:
-    """Hash of every file under ``paths`` (names and bytes), ignoring caches."""
+def tree_digest(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> str:
+    """Hash of every file under ``paths`` (names and bytes), ignoring caches and ``exclude``."""
     digest = hashlib.sha256()
+    excluded = tuple(exclude)
     for top in paths:
         files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
         for path in files:
             if _SKIP_DIRS.intersection(path.parts) or path.suffix == ".pyc":
+                continue
+            if any(path.is_relative_to(e) for e in excluded):
                 continue
             digest.update(str(path.relative_to(top.parent)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
@@ -74,7 +77,7 @@ def compute_tags(base_id: str, root: Path = ROOT) -> dict[str, str]:
     os_part = _short(base_id, dockerfile)
     runtime_part = _short(os_part, *requirements(root))
     standin_part = tree_digest([root / "mesh/images/standin"])
-    mesh_part = tree_digest([root / "pyproject.toml", root / "mesh"])
+    mesh_part = tree_digest([root / "pyproject.toml", root / "mesh"], exclude=[root / "mesh/images"])
     tags = {
         "curl": _short(os_part, "curl"),
         "standin": _short(runtime_part, standin_part, "standin"),
