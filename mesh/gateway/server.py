@@ -62,13 +62,22 @@ class Inspector:
         if not self._decided:
             self._decide(data)
         if self._http is not None:
-            self._http.client_data(data)
+            self._guarded(self._http.client_data, data)
         elif self._tls_buffer is not None:
             self._read_sni(data)
 
     def server_data(self, data: bytes) -> None:
         if self._http is not None:
-            self._emit(self._http.server_data(data))
+            self._emit(self._guarded(self._http.server_data, data) or [])
+
+    def _guarded(self, observe: Callable[[bytes], Any], data: bytes) -> Any:
+        """Observation must never break the relay: on a parser bug, log it and stop observing."""
+        try:
+            return observe(data)
+        except Exception:
+            log.exception("tunnel %s: HTTP observation stopped", self._tunnel.id)
+            self._http = None
+            return None
 
     def close(self) -> None:
         if self._http is not None:
