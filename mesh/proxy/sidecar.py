@@ -25,6 +25,7 @@ PROXY_PORT = 15001
 SNIFF_TIMEOUT = 0.5  # a client that says nothing this long is treated as plain TCP
 HELLO_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
+LINGER_SECONDS = 1.0
 _METHOD = re.compile(rb"^[A-Z]{1,16}")
 
 
@@ -204,6 +205,19 @@ class ClientConnection:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def answer_and_close(self, data: bytes) -> None:
+        """Send a final answer, then discard what the client still sends for a moment, so the
+        kernel does not reset the connection (and lose the answer) over unread bytes."""
+        await self.answer(data)
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await self.src.read_some():
+                    pass
+        except TimeoutError:
+            pass
+
     async def serve_http(self) -> None:
         upstream: Upstream | None = None
         try:
@@ -215,13 +229,15 @@ class ClientConnection:
                     request = http1.parse_request(raw)
                 except http1.BadMessage as exc:
                     self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
-                    await self.answer(http1.status_response(400, "Bad Request", f"bad request: {exc}"))
+                    await self.answer_and_close(
+                        http1.status_response(400, "Bad Request", f"bad request: {exc}")
+                    )
                     return
                 decision = decide(self.config, Protocol.HTTP, self.dst_port, self.dst_ip, request.host)
                 self.log(Protocol.HTTP, request.host, decision, method=request.method, path=request.target)
                 if not decision.allowed:
                     if request.expect_continue and request.framing != http1.Framing.NONE:
-                        await self.answer(http1.FORBIDDEN)
+                        await self.answer_and_close(http1.FORBIDDEN)
                         return
                     await http1.relay_body(self.src, None, request.framing, request.length)
                     await self.answer(http1.FORBIDDEN)
@@ -239,7 +255,7 @@ class ClientConnection:
                     except UpstreamError as exc:
                         emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
                         status = (503, "Service Unavailable") if exc.via_gateway else (502, "Bad Gateway")
-                        await self.answer(http1.status_response(*status, str(exc)))
+                        await self.answer_and_close(http1.status_response(*status, str(exc)))
                         return
                 keep_client, keep_upstream = await self.exchange(request, upstream)
                 if not keep_upstream:

@@ -6,9 +6,11 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from aiohttp import web
 
 from mesh.api.proxyconfig import Identity, Mode, ProxyConfig, closed
+from mesh.proxy.__main__ import main
 from mesh.proxy.configsource import ControllerSource, FileSource
 
 ID = Identity("curl", "curl")
@@ -114,16 +116,22 @@ def mesh_proxy(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_errors_are_messages_not_tracebacks(tmp_path):
-    for args, message in [
+@pytest.mark.parametrize(
+    "args, message",
+    [
         (["run"], "--config-file"),
         (["run", "--config-file", "x", "--identity", "nope"], "NAMESPACE/SERVICEACCOUNT"),
         (["run", "--controller", "http://127.0.0.1:1"], "--identity"),
         (["run", "--config-file", "x", "--port", "0"], "--port"),
-    ]:
-        result = mesh_proxy(*args)
-        assert result.returncode == 2, args
-        assert message in result.stderr and "Traceback" not in result.stderr
+        (["run", "--config-file", "x", "--gateway-timeout", "0"], "--gateway-timeout"),
+    ],
+)
+def test_cli_errors_are_messages_not_tracebacks(args, message, capsys, monkeypatch):
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cli_port_in_use(tmp_path):
@@ -136,6 +144,7 @@ def test_cli_port_in_use(tmp_path):
         result = mesh_proxy("run", "--config-file", str(config), "--listen", "127.0.0.1", "--port", str(port))
     assert result.returncode == 1
     assert f"cannot listen on port {port}" in result.stderr and "Traceback" not in result.stderr
+    assert '"state": "open"' not in result.stdout
 
 
 def test_fail_closed_before_any_config():

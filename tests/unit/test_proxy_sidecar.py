@@ -210,3 +210,79 @@ async def test_gateway_down_gives_503_within_the_timeout(harness):
     assert data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert b"egress gateway unreachable" in data
     writer.close()
+
+
+async def raw_origin(script):
+    """An origin speaking raw bytes: ``script(reader, writer)`` per connection."""
+
+    async def handle(reader, writer):
+        try:
+            await script(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_chunked_response_and_interim_100_continue_are_relayed(harness):
+    async def script(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"expect: 100-continue" in head.lower()
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        assert await reader.readexactly(4) == b"data"
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await asyncio.sleep(0.05)
+        writer.write(b"2\r\nde\r\n0\r\n\r\n")
+        await reader.read()
+
+    server, port = await raw_origin(script)
+    harness.destination = ("127.0.0.1", port)
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    reader, writer = await harness.connect()
+    writer.write(b"PUT /x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"data")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert await reader.readuntil(b"0\r\n\r\n") == b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    writer.close()
+    server.close()
+
+
+async def test_response_without_length_is_relayed_until_close(harness):
+    async def script(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+
+    server, port = await raw_origin(script)
+    harness.destination = ("127.0.0.1", port)
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    reader, writer = await harness.connect()
+    writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b"HTTP/1.1 200 OK\r\n\r\nall of it"
+    writer.close()
+    server.close()
+
+
+async def test_upstream_down_gives_502(harness):
+    harness.destination = ("127.0.0.1", free_port())
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    reader, writer = await harness.connect()
+    writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    writer.close()
+
+
+async def test_connection_straight_to_the_listener_is_refused(harness, capsys):
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    harness.destination = ("127.0.0.1", harness.sidecar.listen_port)  # what SO_ORIGINAL_DST says then
+    reader, writer = await harness.connect()
+    writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    try:
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionResetError:
+        pass  # closed with the request unread
+    assert "connection was not redirected" in capsys.readouterr().out
+    writer.close()
