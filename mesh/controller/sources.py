@@ -202,7 +202,7 @@ class KubernetesSource(Source):
             config.load_incluster_config()
         except ConfigException:
             try:
-                config.load_kube_config()
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
             except Exception as exc:  # noqa: BLE001 - yaml, OS and config errors alike
                 detail = " ".join(str(exc).split())
                 raise SourceError(

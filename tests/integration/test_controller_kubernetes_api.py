@@ -7,8 +7,10 @@ watch events) for the paths the controller uses, so the client calls themselves 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,11 @@ from aiohttp.test_utils import TestServer
 from mesh.api.proxyconfig import Identity, Mode
 from mesh.controller.server import ConfigStore
 from mesh.controller.sources import KubernetesSource
+from mesh.controller.webhook import generate_certificates, patch_ca_bundle
 
 MESHCONFIGS = "/apis/config.openservicemesh.io/v1alpha2/namespaces/osm-system/meshconfigs"
 EGRESSES = "/apis/policy.openservicemesh.io/v1alpha1/egresses"
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/osm-webhook-osm"
 PATHS = [
     MESHCONFIGS,
     EGRESSES,
@@ -64,9 +68,22 @@ class FakeApiServer:
         self.events: dict[str, asyncio.Queue] = {path: asyncio.Queue() for path in PATHS}
         self.list_calls: dict[str, int] = dict.fromkeys(PATHS, 0)
         self.closing = False
+        self.webhook_config: dict | None = None
+        self.webhook_reads = 0
+
+    async def webhook_configuration(self, request: web.Request) -> web.Response:
+        if request.method == "PUT":
+            self.webhook_config = await request.json()
+            return web.json_response(self.webhook_config)
+        self.webhook_reads += 1
+        if self.webhook_reads == 1 or self.webhook_config is None:  # not created yet on the first read
+            return web.json_response({"kind": "Status", "code": 404, "message": "not found"}, status=404)
+        return web.json_response(self.webhook_config)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if path.startswith(WEBHOOKS):
+            return await self.webhook_configuration(request)
         if path.startswith("/api/v1/namespaces/"):
             name = path.rsplit("/", 1)[1]
             found = [n for n in self.items["/api/v1/namespaces"] if n["metadata"]["name"] == name]
@@ -94,7 +111,7 @@ class FakeApiServer:
 async def api(tmp_path: Path, monkeypatch):
     fake = FakeApiServer()
     app = web.Application()
-    app.router.add_get("/{tail:.*}", fake.handle)
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     kubeconfig = tmp_path / "kubeconfig"
@@ -154,3 +171,38 @@ async def test_list_watch_and_relist_through_the_official_client(api: FakeApiSer
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_ca_bundle_is_written_into_the_webhook_configuration(api: FakeApiServer):
+    from kubernetes import config
+
+    config.load_kube_config(config_file=os.environ["KUBECONFIG"])
+    api.webhook_config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "osm-webhook-osm", "resourceVersion": "7"},
+        "webhooks": [
+            {
+                "name": "sidecar-injector.openservicemesh.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "clientConfig": {
+                    "service": {
+                        "name": "osm-controller",
+                        "namespace": "osm-system",
+                        "path": "/mutate-pod-creation",
+                    }
+                },
+                "namespaceSelector": {"matchLabels": {"openservicemesh.io/monitored-by": "osm"}},
+            }
+        ],
+    }
+    ca_pem = generate_certificates("osm-system").ca_pem
+    await patch_ca_bundle("osm", ca_pem, timeout=20)
+    assert api.webhook_reads >= 2  # the first read failed (404) and was retried
+    webhook = api.webhook_config["webhooks"][0]
+    assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == ca_pem
+    assert webhook["clientConfig"]["service"]["path"] == "/mutate-pod-creation"
+    assert webhook["namespaceSelector"] == {"matchLabels": {"openservicemesh.io/monitored-by": "osm"}}
+    assert webhook["failurePolicy"] == "Fail"
