@@ -15,7 +15,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -93,6 +93,16 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def progress_printer(console: Console, verbose: bool) -> Callable[[str], None]:
+    """Progress lines; indented detail (e.g. each image build step) only when ``verbose``."""
+
+    def say(line: str) -> None:
+        if verbose or not line[:1].isspace():
+            console.print(f"[dim]{escape(line)}[/]")
+
+    return say
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from scenarios import report
     from scenarios.runner import ConsoleObserver, Runner, prepare
@@ -101,11 +111,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     cluster = create(args.backend, backend_options(args))
     try:
         try:
-            prepare(
-                cluster,
-                base_image=args.base_image,
-                progress=lambda line: console.print(f"[dim]{escape(line)}[/]"),
-            )
+            prepare(cluster, base_image=args.base_image, progress=progress_printer(console, args.verbose))
         except BackendUnavailable:
             raise
         except Exception as exc:
