@@ -314,3 +314,9 @@ def test_meshctl_renders_the_install_the_backends_ask_for(registry, policy):
     assert f"{registry}/proxy:run-abc" in container["args"] + container.get("command", [])
     proc = _meshctl(k8s.uninstall_argv(MeshOptions()) + ["--dry-run"])
     assert proc.returncode == 0, proc.stderr
+
+
+def test_k3s_container_kubeconfig_points_at_the_mapped_port():
+    config = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n"
+    mapped = k3s_container.external_kubeconfig(config, "127.0.0.1", 32768)
+    assert "server: https://127.0.0.1:32768\n" in mapped
