@@ -478,9 +478,7 @@ class Runner:
         """How many log lines the pod has now (0 when it does not exist yet)."""
         try:
             op = self.cluster.logs(namespace, selector, container)
-        except Unsupported:
-            raise
-        except Exception:
+        except Exception:  # no pod yet, or no logs on this backend (the gateway_log step says so)
             return 0
         return len(op.stdout.splitlines()) if op.ok else 0
 

@@ -107,6 +107,7 @@ def test_run_passes_prints_steps_and_writes_the_report(tmp_path, capsys, monkeyp
     assert "$ kubectl exec" in out and "-- curl -sI http://httpstat.us/200" in out
     assert "HTTP/1.1 403 Forbidden" in out
     assert "passed on fake" in out
+    assert "\x1b[" not in out
     assert [c.op for c in fake_backend.calls][:4] == ["up", "load_images", "install_mesh", "reset"]
     assert fake_backend.calls[-1].op == "down"
     data = json.loads(report.read_text(encoding="utf-8"))
