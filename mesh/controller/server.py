@@ -93,6 +93,7 @@ class ConfigStore:
         m.generation.set(self.generation)
         m.updates.inc()
         m.invalid.set(len(snapshot.errors))
+        m.resources.clear()
         for kind, count in snapshot.counts:
             m.resources.labels(kind).set(count)
         log.info("configuration generation %d (version %s)", self.generation, snapshot.version)
