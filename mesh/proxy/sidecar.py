@@ -274,6 +274,8 @@ class ClientConnection:
         body = asyncio.create_task(
             http1.relay_body(self.src, upstream.writer, request.framing, request.length)
         )
+        # A client that goes away mid-body must not leave us waiting for an answer forever.
+        body.add_done_callback(lambda t: t.cancelled() or t.exception() is None or upstream.writer.close())
         answered = False
         try:
             while True:

@@ -286,3 +286,23 @@ async def test_connection_straight_to_the_listener_is_refused(harness, capsys):
         pass  # closed with the request unread
     assert "connection was not redirected" in capsys.readouterr().out
     writer.close()
+
+
+async def test_client_leaving_mid_body_releases_the_upstream(harness):
+    closed = asyncio.Event()
+
+    async def script(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # the body never completes; wait for the sidecar to hang up
+        closed.set()
+
+    server, port = await raw_origin(script)
+    harness.destination = ("127.0.0.1", port)
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    _, writer = await harness.connect()
+    writer.write(b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100\r\n\r\nonly part")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()
+    await asyncio.wait_for(closed.wait(), 5)
+    server.close()
