@@ -105,7 +105,7 @@ async def serve(args: argparse.Namespace) -> int:
                     obj = await asyncio.to_thread(k8s.read_namespace, name)
                     return Namespace.from_object(obj) if obj else None
 
-                background.append(asyncio.create_task(_patch_ca(args.mesh_name, certs.ca_pem)))
+                background.append(asyncio.create_task(_patch_ca(store, args.mesh_name, certs.ca_pem)))
             webhook = make_webhook_app(store, settings, lookup)
             runners.append(
                 await _listen(
@@ -145,12 +145,17 @@ async def _listen(app: web.Application, host: str, port: int, what: str, ssl_con
     return runner
 
 
-async def _patch_ca(mesh_name: str, ca_pem: bytes) -> None:
+async def _patch_ca(store: ConfigStore, mesh_name: str, ca_pem: bytes) -> None:
+    """Not ready until the API server trusts the webhook, so pods are not refused meanwhile."""
+    reason = f"caBundle of MutatingWebhookConfiguration osm-webhook-{mesh_name}"
+    store.pending.add(reason)
     with contextlib.suppress(asyncio.CancelledError):
         try:
             await patch_ca_bundle(mesh_name, ca_pem)
         except Exception as exc:  # noqa: BLE001 - reported, the controller keeps serving
             log.error("could not write the webhook caBundle: %s", exc)
+        finally:
+            store.pending.discard(reason)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ Endpoints:
   ``mesh.api.proxyconfig``: 200 with the document (``ETag: "<version>"``) as soon as the current
   version differs from ``V``, else 304 after ``S`` seconds (default 30, at most 60). The version
   may also come as ``If-None-Match``. 503 if the controller has no state yet after ``S``.
-- ``/healthz`` (alive), ``/readyz`` (the source delivered its first state),
+- ``/healthz`` (alive), ``/readyz`` (the source delivered its first state and nothing in
+  ``ConfigStore.pending``, e.g. the webhook caBundle not yet written),
 - ``/metrics`` (Prometheus text),
 - ``/v1/status`` (JSON: resource counts, invalid objects and their errors, per-identity mode).
 """
@@ -71,6 +72,8 @@ class ConfigStore:
         self.generation = 0
         self._changed = asyncio.Event()
         self._cache: dict[Identity, ProxyConfig] = {}
+        #: reasons the controller is not ready yet besides having no state (shown by /readyz)
+        self.pending: set[str] = set()
 
     @property
     def ready(self) -> bool:
@@ -126,7 +129,8 @@ class ConfigStore:
                     "rules": len(cfg.rules),
                 }
         return {
-            "ready": self.ready,
+            "ready": self.ready and not self.pending,
+            "pending": sorted(self.pending),
             "source": self.source_description,
             "version": snap.version,
             "generation": self.generation,
@@ -187,6 +191,8 @@ def make_app(store: ConfigStore) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         if not store.ready:
             raise web.HTTPServiceUnavailable(text="waiting for the first state from the source\n")
+        if store.pending:
+            raise web.HTTPServiceUnavailable(text="".join(f"waiting: {p}\n" for p in sorted(store.pending)))
         return web.Response(text="ready\n")
 
     @routes.get("/metrics")

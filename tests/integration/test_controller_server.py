@@ -96,6 +96,10 @@ async def test_readiness_and_not_ready_answers(served):
     assert (await get(session, config_url(base, CURL), wait=0.1))[0] == 503
     store.publish(SourceState((meshconfig(False),)))
     assert (await get(session, base + "/readyz"))[0] == 200
+    store.pending.add("caBundle of MutatingWebhookConfiguration osm-webhook-osm")
+    status, body, _ = await get(session, base + "/readyz")
+    assert status == 503 and "caBundle" in body
+    assert (await get(session, config_url(base, CURL)))[0] == 200  # sidecars are served meanwhile
 
 
 async def test_bad_wait_is_a_400_with_a_message(served):
