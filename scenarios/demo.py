@@ -222,6 +222,7 @@ def execute(args: argparse.Namespace, renderer: LiveRenderer, run: DemoRun, scen
         except StopDemo as stop:
             renderer.line(f"{t('stopping', run.lang)} ({stop})", style="bold red")
     except KeyboardInterrupt:
+        renderer.stop_status()
         interrupted = True
     finally:
         with renderer.waiting(t("tearing_down", run.lang)):
@@ -259,7 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code in (0, EXIT_FAILED) or run.scenarios:
         renderer.summary(run)
     if args.report:
-        path = demo_report.write(run, args.report)
+        try:
+            path = demo_report.write(run, args.report)
+        except OSError as exc:
+            renderer.error(f"cannot write the report {args.report}: {exc.strerror or exc}")
+            return code or EXIT_USAGE
         renderer.line(t("report_written", run.lang, path=path), style="dim")
     return code
 

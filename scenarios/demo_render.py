@@ -83,7 +83,7 @@ class LiveRenderer:
     def line(self, text: str | Text = "", style: str | None = None) -> None:
         self.console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
-    def _stop_status(self) -> None:
+    def stop_status(self) -> None:
         if self._status is not None:
             self._status.stop()
             self._status = None
@@ -138,14 +138,14 @@ class LiveRenderer:
             self.line(f"   {title} ({scenario.name})", style="dim")
 
     def scenario_finished(self, scenario: ScenarioView, error: str | None = None) -> None:
-        self._stop_status()
+        self.stop_status()
         if scenario.skipped:
             self.line(f"↷ {self._t('skipped')}: {scenario.skipped}", style="yellow")
         if error:
             self.line(f"✗ {scenario.name}: {error}", style="bold red")
 
     def error(self, message: str) -> None:
-        self._stop_status()
+        self.stop_status()
         self.line(f"error: {message}", style="bold red")
 
     def setup_failed(self, message: str, backend: str) -> None:
@@ -211,7 +211,7 @@ class LiveRenderer:
         return line != ""
 
     def step_finished(self, step: StepView) -> None:
-        self._stop_status()
+        self.stop_status()
         if step.repeat and not step.failed:
             mark = "↷" if step.skipped else "✓"
             first = step.command.splitlines()[0] if step.command else step.kind
@@ -273,7 +273,7 @@ class LiveRenderer:
             self.line(f"    │ {line}", style="dim")
 
     def summary(self, run: DemoRun) -> None:
-        self._stop_status()
+        self.stop_status()
         self.line()
         self.console.print(demo_matrix.to_table(run))
         failed = run.failed_steps

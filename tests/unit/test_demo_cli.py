@@ -291,3 +291,21 @@ def test_setup_failure_says_where_to_look(cluster, monkeypatch, capsys):
 def test_unknown_scenario_is_a_usage_error(cluster, capsys):
     assert demo.main(["--auto", "no-such-scenario"]) == 2
     assert "no scenario named 'no-such-scenario'" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_cleanly_and_removes_the_backend(cluster, monkeypatch, capsys):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "exec", interrupt)
+    assert demo.main(["--auto", "egress-disabled"]) == 130
+    out = capsys.readouterr().out
+    assert "interrupted" in out and "Traceback" not in out
+    assert cluster.downs == [False]
+
+
+def test_report_that_cannot_be_written_is_a_clear_error(cluster, tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("")
+    assert demo.main(["--auto", "egress-disabled", "--report", str(target / "demo.md")]) == 2
+    assert f"cannot write the report {target / 'demo.md'}" in capsys.readouterr().out
