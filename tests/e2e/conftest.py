@@ -8,12 +8,26 @@ resets the cluster first). ``--keep`` leaves everything running for debugging.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from scenarios.clusters import UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster
-from scenarios.runner import prepare
+from scenarios.runner import RunResult, prepare
+
+
+def pytest_addoption(parser):
+    # The same options as `python -m scenarios run`, so CI and laptops run one command:
+    # nox -s "e2e(backend='kind')" -- --k8s-version 1.36 --report report.json
+    group = parser.getgroup("egress-mesh e2e")
+    group.addoption("--base-image", default=None, help="base image for image builds (default: local Debian)")
+    group.addoption("--report", default=None, metavar="FILE.json", help="write the JSON report of every step")
+    group.addoption(
+        "--external", default="standins", choices=["standins", "internet"], help="external services"
+    )
+    group.addoption("--registry", default=None, help="registry to push images to (external backend)")
+    group.addoption("--kubeconfig", default=None, help="kubeconfig (k3s, external backends)")
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +38,13 @@ def backend_name(request) -> str:
 @pytest.fixture(scope="session")
 def cluster(request, backend_name) -> Iterator[Cluster]:
     keep = request.config.getoption("--keep")
-    options = BackendOptions(keep=keep)
+    options = BackendOptions(
+        keep=keep,
+        base_image=request.config.getoption("--base-image"),
+        external=request.config.getoption("--external"),
+        registry=request.config.getoption("--registry"),
+        kubeconfig=request.config.getoption("--kubeconfig"),
+    )
     k8s_version = request.config.getoption("--k8s-version", default=None)
     if k8s_version:
         options.k8s_version = k8s_version
@@ -38,7 +58,9 @@ def cluster(request, backend_name) -> Iterator[Cluster]:
     except BackendUnavailable as exc:
         pytest.skip(f"backend {backend_name} unavailable: {exc}")
     try:
-        prepare(cluster, progress=lambda line: print(f"[e2e] {line}", flush=True))
+        prepare(
+            cluster, base_image=options.base_image, progress=lambda line: print(f"[e2e] {line}", flush=True)
+        )
     except BackendUnavailable as exc:
         cluster.down(keep=keep)
         pytest.skip(f"backend {backend_name} unavailable: {exc}")
@@ -47,3 +69,15 @@ def cluster(request, backend_name) -> Iterator[Cluster]:
         raise
     yield cluster
     cluster.down(keep=keep)
+
+
+@pytest.fixture(scope="session")
+def e2e_report(request, backend_name) -> Iterator[RunResult]:
+    """Scenario results of the session, written as the JSON report when ``--report`` is given."""
+    run = RunResult(backend=backend_name, started=datetime.now(UTC).isoformat(timespec="seconds"))
+    yield run
+    path = request.config.getoption("--report")
+    if path:
+        from scenarios import report
+
+        report.write(run, path)

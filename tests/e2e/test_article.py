@@ -12,8 +12,9 @@ SCENARIOS = catalog()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_article_scenario(cluster, scenario):
+def test_article_scenario(e2e_report, cluster, scenario):
     result = Runner(cluster).run_scenario(scenario)
+    e2e_report.scenarios.append(result)
     if result.skipped:
         pytest.skip(result.skipped)
     assert result.passed, result.explain()
