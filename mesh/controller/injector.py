@@ -12,7 +12,7 @@ backend. An injected pod gets:
   POD_SERVICE_ACCOUNT from the downward API;
 - annotation ``openservicemesh.io/sidecar-injected: "true"``.
 
-Pods already injected, or opted out with ``openservicemesh.io/sidecar-injection: disabled`` on
+Pods already injected, using the host network, or opted out with ``openservicemesh.io/sidecar-injection: disabled`` on
 the pod or its namespace, are returned unchanged.
 """
 
@@ -74,6 +74,8 @@ def injection_skip_reason(pod: Mapping[str, Any], namespace: Namespace | None = 
     names = {c.get("name") for c in (pod.get("spec") or {}).get("containers") or ()}
     if SIDECAR_CONTAINER in names:
         return "already has a sidecar container"
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        return "pod uses the host network (its iptables rules would be the node's)"
     if str(annotations.get(INJECTION_ANNOTATION, "")).lower() in DISABLED_VALUES:
         return f"pod annotated {INJECTION_ANNOTATION}: disabled"
     if namespace and str(namespace.annotations.get(INJECTION_ANNOTATION, "")).lower() in DISABLED_VALUES:

@@ -114,6 +114,12 @@ def test_opted_out_pod_is_unchanged(value):
     assert inject_pod(pod, SETTINGS) == pod
 
 
+def test_host_network_pod_is_unchanged():
+    pod = curl_pod()
+    pod["spec"]["hostNetwork"] = True
+    assert inject_pod(pod, SETTINGS) == pod
+
+
 def test_pod_in_opted_out_namespace_is_unchanged():
     ns = Namespace("egress-gateway", annotations={"openservicemesh.io/sidecar-injection": "disabled"})
     assert inject_pod(curl_pod(), SETTINGS, ns) == curl_pod()
