@@ -12,8 +12,9 @@ backend. An injected pod gets:
   POD_SERVICE_ACCOUNT from the downward API;
 - annotation ``openservicemesh.io/sidecar-injected: "true"``.
 
-Pods already injected, using the host network, or opted out with ``openservicemesh.io/sidecar-injection: disabled`` on
-the pod or its namespace, are returned unchanged.
+Pods already injected, using the host network, or opted out with
+``openservicemesh.io/sidecar-injection: disabled`` on the pod or its namespace, are returned
+unchanged.
 """
 
 from __future__ import annotations
