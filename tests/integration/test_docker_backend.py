@@ -1,0 +1,292 @@
+"""The Docker backend for real: images built, mesh installed, pods with init + sidecar.
+
+Slow the first time (the Debian base is debootstrapped once, images are built once per content);
+skipped when no Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import yaml
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from scenarios.clusters.base import BackendOptions, MeshOptions, Unsupported
+
+pytestmark = pytest.mark.docker
+
+CURL = ["curl", "-sI", "http://httpbin.org:80/get", "http://httpstat.us/200"]
+ARTICLE_CURL_URL = (
+    "https://raw.githubusercontent.com/flomesh-io/osm-edge-docs/main/manifests/samples/curl/curl.yaml"
+)
+ARTICLE_GATEWAY_URL = (
+    "https://raw.githubusercontent.com/flomesh-io/osm-edge-docs/main/manifests/egress/egress-gateway.yaml"
+)
+EGRESS_GATEWAY = """
+kind: EgressGateway
+apiVersion: policy.openservicemesh.io/v1alpha1
+metadata:
+  name: global-egress-gateway
+  namespace: egress-gateway
+spec:
+  global:
+  - service: global-egress-gateway
+    namespace: egress-gateway
+"""
+INJECTION = "openservicemesh.io/sidecar-injection"
+PERMISSIVE = {"spec": {"traffic": {"enableEgress": True}}}
+
+
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        return client
+    except Exception as exc:  # no SDK, no socket, engine down: all mean "cannot test here"
+        pytest.skip(f"no Docker engine answers: {exc}")
+
+
+@pytest.fixture(scope="session")
+def refs() -> dict[str, str]:
+    docker_client()
+    for module in ("mesh.proxy.__main__", "mesh.gateway.__main__", "mesh.controller.__main__"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the mesh programs are not there yet ({module} missing)")
+    from scenarios import images
+
+    try:
+        return images.build_all(progress=lambda line: None)
+    except images.ImageBuildError as exc:
+        if "debootstrap is not installed" in str(exc) or "needs root" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+@pytest.fixture(scope="module")
+def cluster(refs, request):
+    from scenarios.clusters.docker import DockerCluster
+
+    keep = bool(request.config.getoption("--keep", default=False))
+    c = DockerCluster(BackendOptions(keep=keep))
+    c.up()
+    try:
+        assert all(op.ok for op in c.load_images(list(refs.values())))
+        ops = c.install_mesh(MeshOptions())
+        assert all(op.ok for op in ops), [(op.command, op.stderr) for op in ops if not op.ok]
+        yield c
+    finally:
+        c.down(keep=keep)
+
+
+@pytest.fixture
+def fresh(cluster):
+    cluster.reset()
+    return cluster
+
+
+def until(check, timeout: float = 20.0):
+    """Call ``check`` until it returns something truthy; return that (or the last falsy value)."""
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.2),
+        retry=retry_if_result(lambda value: not value),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(check)
+
+
+def statuses(stdout: str) -> list[int]:
+    return [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("HTTP/")]
+
+
+def deploy_curl(cluster, manifest: str = "scenarios/manifests/curl.yaml") -> None:
+    for argv in (
+        ["kubectl", "create", "namespace", "curl"],
+        ["osm", "namespace", "add", "curl"],
+        ["kubectl", "apply", "-n", "curl", "-f", manifest],
+    ):
+        op = cluster.run(argv)
+        assert op.ok, (argv, op.stderr)
+    cluster.wait_ready("curl", "app=curl", timeout=60)
+
+
+def test_state0_exit7_then_permissive_200(fresh):
+    deploy_curl(fresh)
+    op = fresh.exec("curl", "app=curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"])
+    assert op.exit_code == 7, op
+    assert op.command.startswith("docker exec ")
+
+    assert fresh.patch("meshconfig", "osm-mesh-config", "osm-system", PERMISSIVE).ok
+    op = until(lambda: (r := fresh.exec("curl", "app=curl", "curl", CURL)).ok and r)
+    assert op and statuses(op.stdout) == [200, 200], op
+    assert "Content-Length: 6" in op.stdout.split("HTTP/1.1 200 OK")[2]
+
+
+def test_injected_pod_has_init_and_sidecar(fresh):
+    deploy_curl(fresh)
+    sidecar = fresh.logs("curl", "app=curl", "sidecar")
+    events = [json.loads(line)["event"] for line in sidecar.stdout.splitlines() if line.startswith("{")]
+    assert "config" in events
+    rules = fresh.exec("curl", "app=curl", "sidecar", ["id", "-u"])
+    assert rules.stdout.strip() == "1500"
+    init = fresh.run(
+        ["kubectl", "logs", fresh.run(_get_pod("curl")).stdout.strip(), "-n", "curl", "-c", "osm-init"]
+    )
+    assert init.ok, init
+
+
+def _get_pod(namespace: str) -> list[str]:
+    return [
+        "kubectl",
+        "get",
+        "pod",
+        "-n",
+        namespace,
+        "-l",
+        "app=curl",
+        "-o",
+        "jsonpath={.items..metadata.name}",
+    ]
+
+
+def test_gateway_logs_the_pods_own_ip(fresh):
+    deploy_curl(fresh, ARTICLE_CURL_URL)  # the article's URL is answered with the local copy
+    for argv in (
+        ["kubectl", "apply", "-n", "egress-gateway", "-f", ARTICLE_GATEWAY_URL],
+        ["osm", "namespace", "add", "egress-gateway"],
+        [
+            "kubectl",
+            "annotate",
+            "namespace",
+            "egress-gateway",
+            "openservicemesh.io/sidecar-injection=disabled",
+        ],
+    ):
+        op = fresh.run(argv)
+        if "annotate" in argv:  # osm namespace add set it to enabled: kubectl wants --overwrite
+            assert op.exit_code == 1 and "--overwrite" in op.stderr
+            op = fresh.run([*argv, "--overwrite"])
+        assert op.ok, (argv, op.stderr)
+    fresh.wait_ready("egress-gateway", "app=global-egress-gateway", timeout=60)
+    assert fresh.apply(EGRESS_GATEWAY).ok
+    assert fresh.patch("meshconfig", "osm-mesh-config", "osm-system", PERMISSIVE).ok
+
+    def via_gateway():
+        op = fresh.exec("curl", "app=curl", "curl", CURL)
+        logs = fresh.logs("egress-gateway", "app=global-egress-gateway").stdout
+        records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+        hits = [r for r in records if r.get("host") == "httpbin.org" and r.get("method") == "HEAD"]
+        return op.ok and statuses(op.stdout) == [200, 200] and hits
+
+    hits = until(via_gateway, 30)
+    assert hits, fresh.logs("curl", "app=curl", "sidecar").stdout[-2000:]
+    pod_ip = fresh.pod_ip("curl", "app=curl")
+    assert hits[0]["source_address"] == pod_ip
+    ip_by_run = fresh.run(
+        ["kubectl", "get", "pod", "-n", "curl", "-l", "app=curl", "-o", "jsonpath={.items..status.podIP}"]
+    )
+    assert ip_by_run.stdout == pod_ip
+    # the gateway pod itself was not injected (its namespace opted out)
+    assert (
+        "not valid" in fresh.exec("egress-gateway", "app=global-egress-gateway", "sidecar", ["true"]).stderr
+    )
+
+
+def test_invalid_egress_is_refused_with_the_field(fresh):
+    fresh.run(["kubectl", "create", "namespace", "curl"])
+    bad = {
+        "apiVersion": "policy.openservicemesh.io/v1alpha1",
+        "kind": "Egress",
+        "metadata": {"name": "bad", "namespace": "curl"},
+        "spec": {
+            "sources": [{"kind": "ServiceAccount", "name": "curl", "namespace": "curl"}],
+            "hosts": ["httpbin.org"],
+            "ports": [{"number": 0, "protocol": "http"}],
+        },
+    }
+    op = fresh.apply(yaml.safe_dump(bad))
+    assert op.exit_code == 1
+    assert "spec.ports[0].number" in op.stderr
+    assert fresh.delete("egress", "bad", "curl").exit_code == 1  # nothing was stored
+
+
+def test_namespace_must_exist(fresh):
+    op = fresh.apply(open("scenarios/manifests/curl.yaml").read(), "nowhere")
+    assert op.exit_code == 1
+    assert 'namespaces "nowhere" not found' in op.stderr
+
+
+def test_pod_outside_the_mesh_goes_straight_out(fresh):
+    assert fresh.run(["kubectl", "create", "namespace", "curl"]).ok
+    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", "scenarios/manifests/curl.yaml"]).ok
+    fresh.wait_ready("curl", "app=curl", timeout=30)
+    op = fresh.exec("curl", "app=curl", "curl", CURL)
+    assert statuses(op.stdout) == [200, 200]
+    assert fresh.exec("curl", "app=curl", "sidecar", ["true"]).exit_code == 1
+
+
+def test_missing_image_is_reported_by_wait_ready(fresh):
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "ghost", "labels": {"app": "ghost"}},
+        "spec": {"containers": [{"name": "ghost", "image": "no-such-registry.invalid/ghost:1"}]},
+    }
+    assert fresh.apply(yaml.safe_dump(pod), "default").ok  # as in Kubernetes: the pod exists, it fails later
+    with pytest.raises(TimeoutError, match="not available locally"):
+        fresh.wait_ready("default", "app=ghost", timeout=10)
+    assert fresh.delete("pod", "ghost", "default").ok
+
+
+def test_reset_removes_pods_and_restores_meshconfig(fresh):
+    deploy_curl(fresh)
+    assert fresh.patch("meshconfig", "osm-mesh-config", "osm-system", PERMISSIVE).ok
+    fresh.reset()
+    assert "no pod" in fresh.exec("curl", "app=curl", "curl", ["true"]).stderr
+    left = fresh.client.containers.list(
+        all=True, filters={"label": [f"egress-mesh.io/harness={fresh.run_id}", "egress-mesh.io/role=sandbox"]}
+    )
+    assert left == []
+    meshconfig = yaml.safe_load(
+        (fresh.manifest_dir / "meshconfig.osm-system.osm-mesh-config.yaml").read_text()
+    )
+    assert meshconfig["spec"]["traffic"]["enableEgress"] is False
+
+
+def test_unknown_commands_are_unsupported(fresh):
+    with pytest.raises(Unsupported, match="rollout"):
+        fresh.run(["kubectl", "rollout", "restart", "deployment/curl"])
+
+
+def test_down_removes_everything_and_keep_leaves_it(refs):
+    from scenarios.clusters.docker import HARNESS_LABEL, DockerCluster, remove_run
+
+    client = docker_client()
+    for keep in (False, True):
+        c = DockerCluster(BackendOptions(keep=keep))
+        c.up()
+        assert all(op.ok for op in c.load_images([refs["curl"], refs["standin"]]))
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "plain", "labels": {"app": "plain"}},
+            "spec": {
+                "containers": [{"name": "c", "image": "egress-mesh/curl", "command": ["sleep", "infinity"]}]
+            },
+        }
+        assert c.apply(yaml.safe_dump(pod)).ok
+        c.wait_ready("default", "app=plain", timeout=20)
+        label = {"label": f"{HARNESS_LABEL}={c.run_id}"}
+        assert len(client.containers.list(all=True, filters=label)) == 3  # stand-in, sandbox, app
+        c.down()
+        containers = client.containers.list(all=True, filters=label)
+        networks = client.networks.list(filters=label)
+        if keep:
+            assert len(containers) == 3 and len(networks) == 2
+            remove_run(client, c.run_id)
+        else:
+            assert containers == [] and networks == []
