@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -358,11 +359,15 @@ DESCRIPTIONS = {
 
 def _mesh_flags(parser: argparse.ArgumentParser, namespace: bool = True) -> None:
     parser.add_argument(
-        "--mesh-name", default=DEFAULT_MESH_NAME, help="name of the mesh (default: %(default)s)"
+        "--mesh-name",
+        type=_dns_label,
+        default=DEFAULT_MESH_NAME,
+        help="name of the mesh (default: %(default)s)",
     )
     if namespace:
         parser.add_argument(
             "--osm-namespace",
+            type=_dns_label,
             default=DEFAULT_MESH_NAMESPACE,
             help="namespace of the control plane (default: %(default)s)",
         )
@@ -397,7 +402,7 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
     )
     install.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=180,
         help="seconds to wait for the controller; 0: do not wait (default: %(default)s)",
     )
@@ -515,6 +520,25 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
     )
     version_cmd.set_defaults(func=cmd_version)
     return parser
+
+
+def _dns_label(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text) or len(text) > 63:
+        raise argparse.ArgumentTypeError(
+            f"must be lower-case letters, digits and '-', starting and ending with a letter or digit, "
+            f"at most 63 characters (got {text!r})"
+        )
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _csv(text: str) -> list[str]:

@@ -398,3 +398,30 @@ spec:
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["version"]) == 0
     assert capsys.readouterr().out.startswith("meshctl version ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["install", "--mesh-name", "Bad Name", "--dry-run"],
+            "argument --mesh-name: must be lower-case letters",
+        ),
+        (
+            ["install", "--osm-namespace", "osm_x", "--dry-run"],
+            "argument --osm-namespace: must be lower-case",
+        ),
+        (
+            ["install", "--timeout", "soon", "--dry-run"],
+            "argument --timeout: expected a number of seconds >= 0",
+        ),
+        (["inject", "-f", "-", "--exclude-ports", "80,x"], "argument --exclude-ports: expected port numbers"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(argv)
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
