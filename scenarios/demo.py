@@ -140,6 +140,7 @@ class DemoObserver(Observer):
     def scenario_finished(self, scenario: Scenario, result: ScenarioResult) -> None:
         if self._scenario is not None:
             self._scenario.skipped = result.skipped
+            self._scenario.error = result.error
             self.renderer.scenario_finished(self._scenario, result.error)
 
     def _look_further(self, step: Step, view: StepView) -> None:
@@ -235,7 +236,7 @@ def execute(args: argparse.Namespace, renderer: LiveRenderer, run: DemoRun, scen
     if interrupted:
         renderer.line("interrupted", style="bold red")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if run.failed_steps or demo_matrix.mismatches(run) else 0
+    return 0 if demo_matrix.verdict(run)[0] else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

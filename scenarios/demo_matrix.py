@@ -128,3 +128,19 @@ def to_markdown(run: DemoRun) -> str:
 def mismatches(run: DemoRun) -> list[tuple[Row, str, Cell]]:
     """Cells whose observed result differs from the article (cells not run are not counted)."""
     return [(row, d, c) for row, cells in build(run).items() for d, c in cells.items() if c.ok is False]
+
+
+def verdict(run: DemoRun) -> tuple[bool, list[str]]:
+    """Whether the run reproduced the article, and the lines that say why not (or that it did)."""
+    lang = run.lang
+    failed = run.failed_steps
+    broken = [s for s in run.scenarios if s.error]
+    differ = mismatches(run)
+    lines = []
+    if failed:
+        lines.append(t("some_failed", lang, n=len(failed)))
+    lines += [f"{s.name}: {s.error}" for s in broken]
+    if differ:
+        lines.append(t("differ", lang, n=len(differ)))
+    ok = not (failed or broken or differ)
+    return ok, lines or [t("all_passed", lang)]

@@ -62,6 +62,8 @@ class ScenarioView:
     started: datetime | None = None
     steps: list[StepView] = field(default_factory=list)
     skipped: str | None = None
+    #: the scenario broke before its steps could run (e.g. the backend's reset failed)
+    error: str | None = None
 
     @property
     def failed_steps(self) -> list[StepView]:

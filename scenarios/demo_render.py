@@ -276,16 +276,12 @@ class LiveRenderer:
         self.stop_status()
         self.line()
         self.console.print(demo_matrix.to_table(run))
-        failed = run.failed_steps
-        differ = demo_matrix.mismatches(run)
-        if failed:
-            self.line(self._t("some_failed", n=len(failed)), style="bold red")
-            for step in failed:
-                self.line(f"  ✗ {step.scenario} #{step.index} {step.kind}: {step.command}", style="red")
-        if differ:
-            self.line(self._t("differ", n=len(differ)), style="bold red")
-        if not failed and not differ:
-            self.line(self._t("all_passed"), style="bold green")
+        ok, lines = demo_matrix.verdict(run)
+        for line in lines:
+            self.line(line, style="bold green" if ok else "bold red")
+        for step in run.failed_steps:
+            first = step.command.splitlines()[0] if step.command else ""
+            self.line(f"  ✗ {step.scenario} #{step.index} {step.kind}: {first}", style="red")
 
 
 def compact(value: Any, limit: int = 400) -> str:

@@ -82,14 +82,8 @@ def to_markdown(run: DemoRun) -> str:
     out.append(f"{t('backend', lang)}: `{run.backend}`" + (f" · {when}" if when else "") + "\n")
     out.append(f"## {t('summary', lang)}\n")
     out.append(demo_matrix.to_markdown(run))
-    failed = run.failed_steps
-    differ = demo_matrix.mismatches(run)
-    if failed:
-        out.append(t("some_failed", lang, n=len(failed)) + "\n")
-    if differ:
-        out.append(t("differ", lang, n=len(differ)) + "\n")
-    if not failed and not differ:
-        out.append(t("all_passed", lang) + "\n")
+    _ok, lines = demo_matrix.verdict(run)
+    out += [line + "\n" for line in lines]
     if run.preparation:
         out.append(setup_markdown(run.preparation, lang))
     mode = None

@@ -309,3 +309,14 @@ def test_report_that_cannot_be_written_is_a_clear_error(cluster, tmp_path, capsy
     target.write_text("")
     assert demo.main(["--auto", "egress-disabled", "--report", str(target / "demo.md")]) == 2
     assert f"cannot write the report {target / 'demo.md'}" in capsys.readouterr().out
+
+
+def test_a_broken_backend_reset_fails_the_run(cluster, monkeypatch, capsys):
+    def broken_reset():
+        raise RuntimeError("docker rm failed")
+
+    monkeypatch.setattr(cluster, "reset", broken_reset)
+    assert demo.main(["--auto", "egress-disabled"]) == 1
+    out = capsys.readouterr().out
+    assert "egress-disabled: reset failed: docker rm failed" in out
+    assert "All steps passed" not in out
