@@ -129,6 +129,7 @@ class ClientConnection:
 
     def log(self, protocol: Protocol | str, host: str | None, decision: Decision, **extra: Any) -> None:
         route = None
+        address = f"[{self.dst_ip}]" if ":" in self.dst_ip else self.dst_ip
         if decision.allowed:
             route = f"gateway {decision.gateway}" if decision.gateway else "direct"
         emit(
@@ -140,7 +141,7 @@ class ClientConnection:
             decision="allow" if decision.allowed else "deny",
             reason=decision.reason,
             client=self.client,
-            destination=f"{self.dst_ip}:{self.dst_port}",
+            destination=f"{address}:{self.dst_port}",
             route=route,
             target=decision.target or None,
             egress=decision.egress or None,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import time
 
 import pytest
 
 from mesh.api.proxyconfig import Endpoint, Identity, Mode, Protocol, ProxyConfig, Rule
-from tests.integration.netns import OTHER_IP, POD_IP, WORLD_IP, wait_until
+from tests.integration.conftest import STANDIN
+from tests.integration.netns import OTHER_IP, POD_IP, PROXY_UID, WORLD_IP, Topology, run, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -208,3 +211,33 @@ def test_gateway_tls_tunnel_carries_the_sni_name(mesh_netns, sidecar, gateway):
         443,
     )
     assert record.get("serverNames") == ["httpbin.org"]
+
+
+def test_ipv6_original_destination(mesh_netns):
+    """Own namespaces with IPv6 addresses, rules installed with ``mesh-proxy init --ipv6``."""
+    if shutil.which("ip6tables-restore") is None:
+        pytest.skip("ip6tables-restore is not installed")
+    with Topology() as topo:
+        run("ip", "-n", topo.pod.name, "addr", "add", "fd77::1/64", "dev", topo.veth[0], "nodad")
+        for address in ("fd77::2/64", "fd77::3/64"):
+            run("ip", "-n", topo.world.name, "addr", "add", address, "dev", topo.veth[1], "nodad")
+        argv = [sys.executable, str(STANDIN), "--host", "::", "--https-port", "0", "--echo-port", "0"]
+        server = topo.spawn(topo.world, argv, "standin-v6")
+        wait_until(lambda: "listening" in server.output(), what="the IPv6 stand-in")
+        init = topo.pod.run(sys.executable, "-m", "mesh.proxy", "init", "--ipv6")
+        assert init.returncode == 0, init.stderr
+        config_file = topo.tmp / "v6.json"
+        rule = Rule(Protocol.HTTP, 80, cidrs=("fd77::2/128",))
+        config_file.write_text(config(Mode.POLICY, rule).to_json())
+        argv = [sys.executable, "-m", "mesh.proxy", "run", "--config-file", str(config_file)]
+        proxy = topo.spawn(topo.pod, argv, "sidecar-v6", uid=PROXY_UID)
+        wait_until(lambda: '"open"' in proxy.output(), what="the sidecar listener")
+        allowed = topo.pod.run("curl", "-sS", "-i", "--max-time", "5", "http://[fd77::2]/get")
+        assert allowed.stdout.startswith(b"HTTP/1.1 200 OK"), allowed.stderr
+        denied = topo.pod.run("curl", "-sS", "-i", "--max-time", "5", "http://[fd77::3]:80/get")
+        assert denied.stdout == FORBIDDEN
+        decisions = [r for r in proxy.records() if r.get("event") == "decision"]
+        assert [(r["destination"], r["decision"]) for r in decisions] == [
+            ("[fd77::2]:80", "allow"),
+            ("[fd77::3]:80", "deny"),
+        ]
