@@ -541,14 +541,15 @@ def prepare(
     mesh: MeshOptions | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Build the images, start the cluster, load the images and install the mesh; return image refs."""
+    """Start the cluster (first: an unavailable backend fails fast), build and load the images and
+    install the mesh; return the image refs."""
     from scenarios import images  # the Docker SDK is only needed once we really build
 
     say = progress or (lambda line: None)
-    say("building images (unchanged images are reused)")
-    refs = images.build_all(base_image=base_image, progress=say)
     say(f"starting the {cluster.name} backend")
     cluster.up()
+    say("building images (unchanged images are reused)")
+    refs = images.build_all(base_image=base_image, progress=say)
     say(f"loading images: {', '.join(refs.values())}")
     _check_ops("loading images", cluster.load_images(list(refs.values())))
     say("installing the mesh")
