@@ -183,7 +183,7 @@ class KubernetesSource(Source):
     ) -> None:
         self.mesh_namespace = mesh_namespace
         self.description = "kubernetes API"
-        self._core = None
+        self._core: Any = None
         self._resources = resources if resources is not None else self._default_resources()
         self._retry_wait = retry_wait or wait_exponential(multiplier=0.5, max=30)
         self._lock = threading.Lock()
@@ -194,7 +194,6 @@ class KubernetesSource(Source):
     def _default_resources(self) -> list[Watched]:
         try:
             from kubernetes import client, config
-            from kubernetes.client.exceptions import ApiException
             from kubernetes.config.config_exception import ConfigException
         except ImportError as exc:  # pragma: no cover - dependency of the package
             raise SourceError(f"the kubernetes client is not installed: {exc}") from None
@@ -208,7 +207,6 @@ class KubernetesSource(Source):
                 raise SourceError(
                     f"no usable Kubernetes credentials (in-cluster or kubeconfig): {detail}"
                 ) from None
-        self._api_exception = ApiException
         core = self._core = client.CoreV1Api()
         custom = client.CustomObjectsApi()
         mesh_group, mesh_version = MESHCONFIG_API.split("/")
