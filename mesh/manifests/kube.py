@@ -71,6 +71,10 @@ class Kubernetes:
             info = client.VersionApi(self._api).get_code(_request_timeout=timeout)
             self._dynamic = dynamic.DynamicClient(self._api)
         except Exception as exc:  # urllib3 connection errors, TLS errors, 401/403...
+            if getattr(exc, "status", None) in (401, 403):
+                raise ClusterUnreachable(
+                    f"the cluster at {host} refused the credentials: {_reason(exc)}"
+                ) from None
             raise ClusterUnreachable(f"no Kubernetes cluster reachable: {host}: {_reason(exc)}") from None
         self._version = info.git_version
 

@@ -17,7 +17,7 @@ import yaml
 
 from mesh import cli
 from mesh.api.load import merge_patch
-from mesh.manifests.kube import KubeError, Kubernetes
+from mesh.manifests.kube import ClusterUnreachable, KubeError, Kubernetes
 
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 BUILTIN = {
@@ -133,6 +133,8 @@ class FakeApiServer(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         self._record()
+        if self.headers.get("Authorization") == "Bearer wrong":
+            return self._status(401, "Unauthorized")
         if (found := self._discovery()) is not None:
             return self._send(200, found)
         route = self._route()
@@ -269,3 +271,11 @@ def test_meshctl_install_through_the_api(server: Path, capsys: pytest.CaptureFix
     assert "controller:      ready" in out and "namespaces:      curl" in out
     assert cli.main(["uninstall", "--kubeconfig", str(server)]) == 0
     assert not any("osm-controller" in key for key in FakeApiServer.objects)
+
+
+def test_rejected_credentials_are_named(server: Path) -> None:
+    server.write_text(server.read_text().replace("token: t", "token: wrong"))
+    with pytest.raises(
+        ClusterUnreachable, match=r"the cluster at http://127.0.0.1:\d+ refused the credentials"
+    ):
+        Kubernetes(kubeconfig=str(server))
