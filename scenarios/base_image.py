@@ -24,6 +24,8 @@ from pathlib import Path
 BASE_REPOSITORY = "egress-mesh/debian-base"
 PACKAGES = ("python3", "iptables", "iproute2", "curl", "ca-certificates", "procps")
 Progress = Callable[[str], None]
+#: debootstrap's per-package lines, summarised in the progress output
+PHASES = ("Retrieving", "Validating", "Extracting", "Unpacking", "Configuring")
 
 
 class BaseImageError(RuntimeError):
@@ -180,16 +182,19 @@ def _debootstrap(suite: str, mirror: str, rootfs: str, keyring: str | None, say:
     say("$ " + " ".join(argv))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
+    counts: dict[str, int] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip()
         tail = (tail + [line])[-20:]
-        # "I: Retrieving ...", "I: Unpacking ..." lines: show phase changes, not every package
-        if line.startswith(("I: Retrieving Release", "I: Resolving", "I: Found", "I: Extracting")):
+        phase = next((p for p in PHASES if line.startswith(f"I: {p} ")), None)
+        if phase is None:
+            say("  " + line)
             continue
-        if line.startswith(("I: Retrieving", "I: Validating", "I: Unpacking", "I: Configuring")):
-            continue
-        say("  " + line)
+        # one line per package: show the phase starting and then every 25th package
+        counts[phase] = counts.get(phase, 0) + 1
+        if counts[phase] == 1 or counts[phase] % 25 == 0:
+            say(f"  {phase.lower()} packages ({counts[phase]}): {line.split(' ', 2)[-1]}")
     if proc.wait() != 0:
         raise BaseImageError("debootstrap failed:\n" + "\n".join(tail))
 

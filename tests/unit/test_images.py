@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -179,3 +180,59 @@ def test_no_usable_source_says_what_to_do():
         base_image.pick_source(
             base_image.parse_one_line("deb http://x.example/debian bookworm-security main\n")
         )
+
+
+def _fake_debootstrap(tmp_path: Path, monkeypatch, body: str) -> None:
+    script = tmp_path / "bin/debootstrap"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+
+
+def test_debootstrap_progress_is_summarised(tmp_path: Path, monkeypatch):
+    lines = "\n".join(f"echo 'I: Retrieving pkg{i} 1.0'" for i in range(1, 61))
+    _fake_debootstrap(tmp_path, monkeypatch, f"echo 'I: Checking Release signature'\n{lines}\n")
+    said: list[str] = []
+    base_image._debootstrap(
+        "bookworm", "http://mirror.example/debian", str(tmp_path / "root"), None, said.append
+    )
+    assert said[0].startswith("$ debootstrap --variant=minbase --include=python3,iptables")
+    assert said[1:] == [
+        "  I: Checking Release signature",
+        "  retrieving packages (1): pkg1 1.0",
+        "  retrieving packages (25): pkg25 1.0",
+        "  retrieving packages (50): pkg50 1.0",
+    ]
+
+
+def test_debootstrap_failure_shows_its_output(tmp_path: Path, monkeypatch):
+    _fake_debootstrap(tmp_path, monkeypatch, "echo 'E: Couldn'\"'\"'t download release bookworm'\nexit 1\n")
+    with pytest.raises(base_image.BaseImageError, match="download release"):
+        base_image._debootstrap("bookworm", "http://mirror.example/debian", str(tmp_path / "r"), None, print)
+
+
+class _Images:
+    def __init__(self, present: set[str]):
+        self.present = present
+
+    def get(self, ref: str):
+        import docker
+
+        if ref not in self.present:
+            raise docker.errors.ImageNotFound(ref)
+        return ref
+
+
+class _Client:
+    def __init__(self, present: set[str]):
+        self.images = _Images(present)
+
+
+def test_existing_base_image_is_reused_without_debootstrap(tmp_path: Path, monkeypatch):
+    _fake_debootstrap(tmp_path, monkeypatch, "exit 99\n")
+    client = _Client({"egress-mesh/debian-base:bookworm"})
+    ref = base_image.ensure_base_image(
+        "bookworm", "http://mirror.example/debian", progress=print, client=client
+    )
+    assert ref == "egress-mesh/debian-base:bookworm"
