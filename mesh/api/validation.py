@@ -10,8 +10,9 @@ one global EgressGateway (the oldest wins: ``creationTimestamp``, then input ord
 Services that exist (when the caller knows the Services).
 
 Every problem names the object (``Egress curl/httpbin-80``), the field (``spec.ports[0].number``)
-and the rule broken. ``validate_objects`` returns the valid objects (hosts normalised: lower
-case, no trailing dot, IDNA) together with the problems, so callers keep running on what is good.
+and the rule broken. ``validate_objects`` returns the valid objects (Egress hosts normalised in
+a copy: lower case, no trailing dot, IDNA; other objects as given) together with the problems,
+so callers keep running on what is good.
 """
 
 from __future__ import annotations
@@ -332,10 +333,11 @@ def _gateway_backends(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def normalized(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a valid object in canonical form (Egress hosts normalised)."""
+    """A valid object in canonical form: Egress hosts normalised (in a copy); other objects as given."""
+    if obj.get("kind") != "Egress" or not isinstance(obj.get("spec"), dict) or not obj["spec"].get("hosts"):
+        return obj
     out = copy.deepcopy(obj)
-    if out.get("kind") == "Egress" and isinstance(out.get("spec"), dict) and out["spec"].get("hosts"):
-        out["spec"]["hosts"] = [normalize_host(h) for h in out["spec"]["hosts"]]
+    out["spec"]["hosts"] = [normalize_host(h) for h in out["spec"]["hosts"]]
     return out
 
 
