@@ -754,18 +754,15 @@ class KubernetesCluster(Cluster):
         for pod in live_pods(pods):
             if pod_is_ready(pod):
                 continue
-            name = pod["metadata"]["name"]
-            statuses = [*(pod.get("status", {}).get("initContainerStatuses") or [])]
-            statuses += pod.get("status", {}).get("containerStatuses") or []
-            for cs in statuses:
-                if _container_problem(cs) and (
-                    cs.get("restartCount") or "terminated" in (cs.get("state") or {})
-                ):
+            name, status = pod["metadata"]["name"], pod.get("status") or {}
+            for cs in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]:
+                has_run = cs.get("restartCount") or {"running", "terminated"} & set(cs.get("state") or {})
+                if _container_problem(cs) and has_run:
                     out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
                     logs[(name, cs["name"])] = out.stdout or out.stderr
-                elif _container_problem(cs) and "running" in (cs.get("state") or {}):
-                    out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
-                    logs[(name, cs["name"])] = out.stdout
         return describe_not_ready(namespace, selector, pods, events, logs)
 
 

@@ -46,6 +46,9 @@ FAKE = textwrap.dedent(
         elif args[:1] == ["get"]:
             canned = state / f"get-{{args[1]}}.json"
             print(canned.read_text() if canned.exists() else json.dumps({{"items": []}}))
+        elif args[:1] == ["logs"]:
+            print("starting")
+            print("fatal: no ProxyConfig for curl/curl")
         elif args[:1] == ["exec"]:
             print("command terminated with exit code 7", file=sys.stderr)
             sys.exit(7)
@@ -154,6 +157,18 @@ def test_wait_ready_timeout_says_what_is_not_ready_and_why(fakes, tmp_path):
     message = str(caught.value)
     assert "pods -l app=curl in namespace curl not ready" in message
     assert "ImagePullBackOff egress-mesh/curl:t not found" in message
+    assert "last log lines" not in message  # a container that never ran has no log
+
+
+def test_wait_ready_timeout_shows_the_log_of_a_crashing_container(fakes, tmp_path):
+    pod = _pod("curl-2", False, {"reason": "CrashLoopBackOff", "message": "back-off 10s"})
+    pod["status"]["containerStatuses"][0]["restartCount"] = 3
+    (fakes.state / "pods.json").write_text(_pods(pod))
+    with pytest.raises(TimeoutError) as caught:
+        _cluster(tmp_path).wait_ready("curl", "app=curl", timeout=1)
+    message = str(caught.value)
+    assert "container curl waiting: CrashLoopBackOff back-off 10s (restarts: 3)" in message
+    assert "last log lines of curl-2/curl" in message and "fatal: no ProxyConfig for curl/curl" in message
 
 
 def test_kind_cluster_is_created_by_the_provider_with_our_name_and_pinned_image(fakes):
