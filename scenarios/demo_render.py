@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from rich.console import Console
+from rich.control import Control
 from rich.highlighter import JSONHighlighter
 from rich.rule import Rule
+from rich.segment import ControlType
 from rich.status import Status
 from rich.syntax import Syntax
 from rich.text import Text
@@ -208,6 +210,9 @@ class LiveRenderer:
         line = self.stdin.readline()
         if not (hasattr(self.stdin, "isatty") and self.stdin.isatty()):
             self.line()
+        elif self.animated and line:
+            # the terminal echoed Enter: take the prompt line away again
+            self.console.control(Control.move_to_column(0, -1), Control((ControlType.ERASE_IN_LINE, 2)))
         return line != ""
 
     def step_finished(self, step: StepView) -> None:
