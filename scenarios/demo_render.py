@@ -168,7 +168,8 @@ class LiveRenderer:
         if self.pause and not self._wait_for_enter():
             self.pause = False
             self.line(self._t("stdin_closed"), style="dim")
-        self._start_status(f"{self._t('running')}: {step.kind}…")
+        first = step.command.splitlines()[0] if step.command else step.kind
+        self._start_status(f"{self._t('running')}: {first[:90]}…")
 
     def command(self, command: str) -> None:
         """``$ command``; an inline manifest (``<<EOF`` heredoc) is shown as highlighted YAML."""
