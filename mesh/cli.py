@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from mesh.api import crds
 from mesh.api.load import LoadError, dump_all, load_paths
@@ -39,7 +39,7 @@ from mesh.manifests.install import (
     render_install,
     render_uninstall,
 )
-from mesh.manifests.kube import ClusterUnreachable, KubeApi, KubeError, Kubernetes
+from mesh.manifests.kube import ClusterUnreachable, KubeApi, KubeError, Kubernetes, NotServed
 
 ApiFactory = Callable[[argparse.Namespace], KubeApi]
 
@@ -119,6 +119,17 @@ def _controller_pending(api: KubeApi, namespace: str) -> str | None:
     return f"{ready}/{wanted} replicas ready" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
+def _apply(api: KubeApi, obj: dict[str, Any], timeout: float) -> str:
+    """Apply; a kind whose CRD was just established may take a moment to show up in discovery."""
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(1),
+        retry=retry_if_exception_type(NotServed),
+        reraise=True,
+    )
+    return retrying(api.apply, obj)
+
+
 def cmd_install(args: argparse.Namespace, connect: ApiFactory) -> int:
     options = _install_options(args)
     objects = render_install(options)
@@ -133,7 +144,7 @@ def cmd_install(args: argparse.Namespace, connect: ApiFactory) -> int:
         if obj["kind"] == "MeshConfig" and crd_names:  # its kind must be served before it can be applied
             for name in crd_names:
                 wait_for(lambda n=name: _crd_pending(api, n), f"CRD {name}", args.timeout or 60, 0.5)
-        outcome = api.apply(obj)
+        outcome = _apply(api, obj, args.timeout or 60)
         say(f"  {describe(obj)} {outcome}")
     if args.timeout:
         wait_for(

@@ -21,6 +21,10 @@ class ClusterUnreachable(KubeError):
     pass
 
 
+class NotServed(KubeError):
+    """The API server does not (yet) serve this kind: CRD missing, or just created and not discovered yet."""
+
+
 class KubeApi(Protocol):
     def server_version(self) -> str: ...
 

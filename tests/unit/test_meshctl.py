@@ -14,7 +14,7 @@ import yaml
 
 from mesh import cli
 from mesh.api.load import merge_patch
-from mesh.manifests.kube import KubeError
+from mesh.manifests.kube import KubeError, NotServed
 
 COMMANDS = [
     [],
@@ -43,7 +43,8 @@ ARTICLE_INSTALL = [
 class FakeKube:
     """An API server in a dict: apply/get/list/patch/delete with the semantics meshctl relies on."""
 
-    def __init__(self, ready_after: int | None = 0):
+    def __init__(self, ready_after: int | None = 0, discovery_lag: int = 0):
+        self.discovery_lag = discovery_lag  # applies of custom kinds refused after their CRD exists
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.ready_after = ready_after  # polls of the controller Deployment before it is ready; None: never
@@ -63,7 +64,10 @@ class FakeKube:
         if obj["kind"] == "MeshConfig" and not self.get(
             "apiextensions.k8s.io/v1", "CustomResourceDefinition", "meshconfigs.config.openservicemesh.io"
         ):
-            raise KubeError("the cluster does not serve MeshConfig")
+            raise NotServed("the cluster does not serve MeshConfig")
+        if obj["kind"] == "MeshConfig" and self.discovery_lag > 0:
+            self.discovery_lag -= 1
+            raise NotServed("the cluster does not serve MeshConfig")
         meta = obj["metadata"]
         key = self._key(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         existed = key in self.objects
@@ -249,6 +253,15 @@ def test_install_applies_everything_and_waits_for_the_controller(capsys: pytest.
     # running it again is harmless
     assert run([*ARTICLE_INSTALL, "--timeout", "10"], api) == 0
     assert "MeshConfig osm-system/osm-mesh-config configured" in capsys.readouterr().out
+
+
+def test_install_waits_for_a_new_kind_to_be_served() -> None:
+    api = FakeKube(discovery_lag=1)
+    assert run(["install", "--timeout", "10"], api) == 0
+    assert (
+        api.get("config.openservicemesh.io/v1alpha2", "MeshConfig", "osm-mesh-config", "osm-system")
+        is not None
+    )
 
 
 def test_install_times_out_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
