@@ -44,7 +44,7 @@ from scenarios.format import (
 
 #: step kinds whose failure stops the scenario (everything after would fail for the same reason)
 SETUP_KINDS = frozenset({"apply", "delete", "patch", "run", "wait"})
-POLL_INTERVAL = 0.5
+POLL_INTERVAL = 0.3
 
 
 @dataclass
