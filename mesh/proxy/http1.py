@@ -186,6 +186,15 @@ async def read_head(src: Inbound) -> bytes | None:
         raise BadMessage(f"head larger than {MAX_HEAD} bytes") from None
 
 
+def with_buffered_body(src: Inbound, head: bytes, framing: Framing, length: int) -> tuple[bytes, int]:
+    """``head`` plus the part of a Content-Length body already buffered (one write instead of
+    two for small messages), and how many body bytes remain to relay."""
+    if framing != Framing.LENGTH or not src.buffer:
+        return head, length
+    ready = src.take(min(length, len(src.buffer)))
+    return head + ready, length - len(ready)
+
+
 async def relay_body(src: Inbound, dst: asyncio.StreamWriter | None, framing: Framing, length: int) -> None:
     """Copy one body from ``src`` to ``dst`` (None: discard) in its framing."""
     if framing == Framing.LENGTH:

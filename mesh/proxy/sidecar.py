@@ -100,6 +100,8 @@ class Sidecar:
             await connection.run()
         except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
             pass  # the client or the upstream went away; nothing useful to tell anyone
+        except asyncio.CancelledError:
+            pass  # shutting down; ending quietly keeps asyncio from logging the cancellation
         except Exception as exc:  # a bug must cost one connection, not the proxy
             emit("connection_error", client=connection.client, reason=repr(exc))
         finally:
@@ -114,7 +116,7 @@ class ClientConnection:
         self.src = Inbound(reader)
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("?", 0)
-        self.client = f"{peer[0]}:{peer[1]}"
+        self.client = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self.dst_ip = ""
         self.dst_port = 0
         self.upstreams: set[Upstream] = set()
@@ -271,12 +273,19 @@ class ClientConnection:
 
     async def exchange(self, request: http1.Request, upstream: Upstream) -> tuple[bool, bool]:
         """Forward one request and relay its response; returns (keep client, keep upstream)."""
-        upstream.writer.write(request.head.raw)
-        body = asyncio.create_task(
-            http1.relay_body(self.src, upstream.writer, request.framing, request.length)
+        first, remaining = http1.with_buffered_body(
+            self.src, request.head.raw, request.framing, request.length
         )
-        # A client that goes away mid-body must not leave us waiting for an answer forever.
-        body.add_done_callback(lambda t: t.cancelled() or t.exception() is None or upstream.writer.close())
+        upstream.writer.write(first)
+        body = None
+        if request.framing == http1.Framing.CHUNKED or remaining:
+            body = asyncio.create_task(
+                http1.relay_body(self.src, upstream.writer, request.framing, remaining)
+            )
+            # A client that goes away mid-body must not leave us waiting for an answer forever.
+            body.add_done_callback(
+                lambda t: t.cancelled() or t.exception() is None or upstream.writer.close()
+            )
         answered = False
         try:
             while True:
@@ -292,19 +301,23 @@ class ClientConnection:
                         await self.answer(reply)
                     return False, False
                 answered = True
+                if response.status >= 200 and response.status != 101:
+                    break
                 await self.answer(raw)
                 if response.status == 101:
                     await splice(self.src, self.writer, upstream.src, upstream.writer)
                     return False, False
-                if response.status >= 200:
-                    break
-            await http1.relay_body(upstream.src, self.writer, response.framing, response.length)
-            done, _ = await asyncio.wait({body}, timeout=1.0)
-            if not done or body.exception() is not None:
-                return False, False
+            first, remaining = http1.with_buffered_body(upstream.src, raw, response.framing, response.length)
+            self.writer.write(first)
+            await http1.relay_body(upstream.src, self.writer, response.framing, remaining)
+            await self.writer.drain()
+            if body is not None:
+                done, _ = await asyncio.wait({body}, timeout=1.0)
+                if not done or body.exception() is not None:
+                    return False, False
             return request.keep_alive and response.keep_alive, response.keep_alive
         finally:
-            if not body.done():
+            if body is not None and not body.done():
                 body.cancel()
 
     async def serve_tls(self) -> None:
