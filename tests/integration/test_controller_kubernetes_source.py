@@ -110,8 +110,7 @@ async def test_watch_raising_gone_relists_and_failures_are_retried():
         retry_wait=wait_fixed(0.01),
     )
     states = await collect(source, lambda s: names(s, "Egress") == ["z"])
-    assert names(states[0], "Egress") == ["a"]
-    assert api.list_calls >= 3
+    assert api.list_calls >= 3  # the failed list, the list retried, the list after Gone
 
 
 async def test_nothing_is_published_until_every_kind_has_listed():
