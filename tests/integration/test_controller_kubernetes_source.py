@@ -109,7 +109,8 @@ async def test_watch_raising_gone_relists_and_failures_are_retried():
         resources=[Watched("Egress", "policy.openservicemesh.io/v1alpha1", api.list_fn, api.watch_fn)],
         retry_wait=wait_fixed(0.01),
     )
-    states = await collect(source, lambda s: names(s, "Egress") == ["z"])
+    await collect(source, lambda s: names(s, "Egress") == ["z"])
+    assert api.watch_versions[:2] == ["5", "5"]  # the broken stream is retried from the same version
     assert api.list_calls >= 3  # the failed list, the list retried, the list after Gone
 
 
