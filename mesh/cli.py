@@ -20,7 +20,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from mesh.api import crds
-from mesh.api.load import LoadError, dump_all, load_paths
+from mesh.api.load import Document, LoadError, dump_all, load_paths
 from mesh.api.resources import (
     DEFAULT_MESH_NAME,
     DEFAULT_MESH_NAMESPACE,
@@ -30,7 +30,7 @@ from mesh.api.resources import (
     MONITORED_BY_LABEL,
     POLICY_API,
 )
-from mesh.api.validation import describe, validate_objects
+from mesh.api.validation import Problem, describe, field_path, is_mesh_kind, validate_objects
 from mesh.manifests.install import (
     CONTROLLER_NAME,
     InstallOptions,
@@ -272,16 +272,50 @@ def cmd_inject(args: argparse.Namespace, connect: ApiFactory) -> int:
 
 def cmd_validate(args: argparse.Namespace, connect: ApiFactory) -> int:
     documents = load_paths(args.filename)
-    result = validate_objects(documents)
-    for problem in result.problems:
+    problems = validate_objects(documents).problems
+    if args.kubernetes_version:
+        problems += _kubernetes_problems(documents, args.kubernetes_version, {p.source for p in problems})
+    for problem in problems:
         print(problem, file=sys.stderr)
     mesh_kinds = {kind for _, kind in crds.KINDS}
     mesh_objects = sum(1 for d in documents if isinstance(d.obj, dict) and d.obj.get("kind") in mesh_kinds)
-    if result.problems:
-        print(f"{len(result.problems)} problem(s) in {len(documents)} object(s)", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len(documents)} object(s)", file=sys.stderr)
         return 1
-    say(f"{len(documents)} object(s) valid ({mesh_objects} mesh object(s) checked against the CRD schemas)")
+    checked = f"{mesh_objects} mesh object(s) checked against the CRD schemas"
+    if args.kubernetes_version:
+        checked += f", the others against Kubernetes {args.kubernetes_version}"
+    say(f"{len(documents)} object(s) valid ({checked})")
     return 0
+
+
+def _kubernetes_problems(documents: list[Document], version: str, failed: set[str]) -> list[Problem]:
+    """Built-in kinds against the Kubernetes JSON schemas of ``version`` (kubernetes-validate, strict)."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        raise CliError(
+            "--kubernetes-version needs the kubernetes-validate package (pip install kubernetes-validate)"
+        ) from None
+    problems = []
+    for doc in documents:
+        if doc.source in failed or not isinstance(doc.obj, dict) or is_mesh_kind(doc.obj):
+            continue
+        try:
+            kubernetes_validate.validate(doc.obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            problems.append(
+                Problem(describe(doc.obj), field_path(exc.absolute_path), exc.message, doc.source)
+            )
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            problems.append(Problem(describe(doc.obj), "apiVersion", exc.message, doc.source))
+        except (kubernetes_validate.utils.VersionNotSupportedError, IndexError):
+            utils = kubernetes_validate.utils
+            known = ", ".join(dict.fromkeys(utils.major_minor(v) for v in utils.all_versions()))
+            raise CliError(
+                f"--kubernetes-version {version}: not supported; known versions: {known}"
+            ) from None
+    return problems
 
 
 # --- status / version -------------------------------------------------------------------------------
@@ -516,6 +550,11 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="manifest file or directory, - for standard input",
+    )
+    validate.add_argument(
+        "--kubernetes-version",
+        metavar="X.Y",
+        help="also check built-in kinds against the schemas of this Kubernetes version (kubernetes-validate)",
     )
     validate.set_defaults(func=cmd_validate)
 

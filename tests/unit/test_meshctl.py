@@ -438,3 +438,22 @@ def test_bad_arguments_are_usage_errors(
         cli.main(argv)
     assert done.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_validate_checks_built_in_kinds_against_a_kubernetes_version(tmp_path: Path) -> None:
+    manifest = tmp_path / "curl.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: curl, namespace: curl}\n---\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: curl, namespace: curl}\n"
+        "spec: {ports: [{port: 80, targetPrt: 8080}]}\n"
+    )
+    assert meshctl("validate", "-f", str(manifest)).returncode == 0  # without a version: basic checks only
+    done = meshctl("validate", "-f", str(manifest), "--kubernetes-version", "1.36")
+    assert done.returncode == 1
+    assert f"{manifest}: document 2 (line 5): Service curl/curl: spec.ports[0]: " in done.stderr
+    assert "'targetPrt' was unexpected" in done.stderr
+    done = meshctl("validate", "-f", str(manifest), "--kubernetes-version", "0.1")
+    assert (
+        done.returncode == 1
+        and "error: --kubernetes-version 0.1: not supported; known versions: 1." in done.stderr
+    )
