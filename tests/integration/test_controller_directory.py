@@ -64,7 +64,7 @@ async def running(directory: Path):
             await task
 
 
-async def until(predicate, timeout: float = 3.0) -> None:
+async def until(predicate, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
