@@ -223,3 +223,12 @@ def test_admission_refuses_pod_with_bad_annotation_naming_it():
     response = admission_review(review(pod), SETTINGS, MONITORED)["response"]
     assert response["allowed"] is False
     assert "outbound-port-exclusion-list" in response["status"]["message"]
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.33.0", "1.37.0"])
+def test_injected_objects_are_valid_kubernetes(version):
+    import kubernetes_validate
+
+    pod = curl_pod(**{"openservicemesh.io/outbound-port-exclusion-list": "5432"})
+    for obj in (inject_pod(pod, SETTINGS), inject_workload(CURL_DEPLOYMENT, SETTINGS)):
+        kubernetes_validate.validate(obj, version, strict=True)
