@@ -210,7 +210,7 @@ def admission_review(
     response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
     answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
     pod = request.get("object")
-    if request.get("kind", {}).get("kind", "Pod") != "Pod" or not isinstance(pod, Mapping):
+    if (request.get("kind") or {}).get("kind", "Pod") != "Pod" or not isinstance(pod, Mapping):
         return answer
     if not is_monitored(namespace, settings.mesh_name):
         return answer
