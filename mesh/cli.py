@@ -100,13 +100,30 @@ def _crd_pending(api: KubeApi, name: str) -> str | None:
     return "not established yet"
 
 
+def _rollout_pending(deployment: dict[str, Any]) -> str | None:
+    """What ``kubectl rollout status`` would still wait for, or None when the rollout is complete."""
+    status = deployment.get("status") or {}
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    generation = (deployment.get("metadata") or {}).get("generation")
+    if generation is not None and status.get("observedGeneration", 0) < generation:
+        return "waiting for the new spec to be observed"
+    updated = status.get("updatedReplicas") or 0
+    available = status.get("availableReplicas") or 0
+    if updated < wanted:
+        return f"{updated}/{wanted} replicas updated"
+    if (status.get("replicas") or 0) > updated:
+        return f"{status['replicas'] - updated} old replica(s) pending termination"
+    if available < wanted:
+        return f"{available}/{wanted} replicas ready"
+    return None
+
+
 def _controller_pending(api: KubeApi, namespace: str) -> str | None:
     deployment = api.get("apps/v1", "Deployment", CONTROLLER_NAME, namespace)
     if deployment is None:
         return "deployment not found"
-    wanted = (deployment.get("spec") or {}).get("replicas", 1)
-    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
-    if ready >= wanted:
+    pending = _rollout_pending(deployment)
+    if pending is None:
         return None
     reasons = []
     for pod in api.list("v1", "Pod", namespace, label_selector=f"app={CONTROLLER_NAME}"):
@@ -116,7 +133,7 @@ def _controller_pending(api: KubeApi, namespace: str) -> str | None:
                 reasons.append(
                     f"{pod['metadata']['name']}: {waiting['reason']} {waiting.get('message', '')}".strip()
                 )
-    return f"{ready}/{wanted} replicas ready" + (f" ({'; '.join(reasons)})" if reasons else "")
+    return pending + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def _apply(api: KubeApi, obj: dict[str, Any], timeout: float) -> str:

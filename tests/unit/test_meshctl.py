@@ -84,7 +84,10 @@ class FakeKube:
         found = self.objects.get(self._key(api_version, kind, name, namespace))
         if found is not None and kind == "Deployment":
             if self.ready_after is not None and self.ready_after <= 0:
-                found["status"] = {"readyReplicas": found["spec"]["replicas"]}
+                n = found["spec"]["replicas"]
+                found["status"] = dict.fromkeys(
+                    ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), n
+                )
             elif self.ready_after is not None:
                 self.ready_after -= 1
         return found
@@ -248,7 +251,7 @@ def test_install_applies_everything_and_waits_for_the_controller(capsys: pytest.
     assert applied[-1] == "MeshConfig/osm-mesh-config"
     assert "MutatingWebhookConfiguration/osm-webhook-osm" in applied
     out = capsys.readouterr().out
-    assert "waiting for osm-system/osm-controller: 0/1 replicas ready" in out
+    assert "waiting for osm-system/osm-controller: 0/1 replicas updated" in out
     assert "Mesh [osm] installed" in out
     # running it again is harmless
     assert run([*ARTICLE_INSTALL, "--timeout", "10"], api) == 0
@@ -280,7 +283,7 @@ def test_install_times_out_with_the_reason(capsys: pytest.CaptureFixture[str]) -
     )
     assert run(["install", "--timeout", "1"], api) == 1
     err = capsys.readouterr().err
-    assert "error: osm-system/osm-controller not ready after 1 s: 0/1 replicas ready" in err
+    assert "error: osm-system/osm-controller not ready after 1 s: 0/1 replicas updated" in err
     assert "osm-controller-1: ImagePullBackOff" in err
 
 
@@ -457,3 +460,31 @@ def test_validate_checks_built_in_kinds_against_a_kubernetes_version(tmp_path: P
         done.returncode == 1
         and "error: --kubernetes-version 0.1: not supported; known versions: 1." in done.stderr
     )
+
+
+ROLLOUTS = [
+    (
+        {"generation": 2},
+        {"observedGeneration": 1, "updatedReplicas": 1},
+        "waiting for the new spec to be observed",
+    ),
+    (
+        {},
+        {"replicas": 2, "updatedReplicas": 1, "availableReplicas": 2},
+        "1 old replica(s) pending termination",
+    ),
+    ({}, {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 0}, "0/1 replicas ready"),
+    (
+        {"generation": 3},
+        {"observedGeneration": 3, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("metadata", "status", "expected"), ROLLOUTS)
+def test_rollout_is_complete_only_when_kubectl_would_say_so(
+    metadata: dict[str, Any], status: dict[str, Any], expected: str | None
+) -> None:
+    deployment = {"metadata": metadata, "spec": {"replicas": 1}, "status": status}
+    assert cli._rollout_pending(deployment) == expected

@@ -164,7 +164,10 @@ class FakeApiServer(BaseHTTPRequestHandler):
             if body["kind"] == "CustomResourceDefinition":
                 body["status"] = {"conditions": [{"type": "Established", "status": "True"}]}
             if body["kind"] == "Deployment":
-                body["status"] = {"readyReplicas": body["spec"]["replicas"]}
+                n = body["spec"]["replicas"]
+                body["status"] = dict.fromkeys(
+                    ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), n
+                )
             self.objects[key] = body
         elif key in self.objects:
             self.objects[key] = merge_patch(self.objects[key], body)
