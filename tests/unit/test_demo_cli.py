@@ -320,3 +320,22 @@ def test_a_broken_backend_reset_fails_the_run(cluster, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "egress-disabled: reset failed: docker rm failed" in out
     assert "All steps passed" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "tty", "pause"),
+    [([], True, True), ([], False, False), (["--auto"], True, False), (["--pause"], False, True)],
+)
+def test_pause_is_the_default_only_on_a_terminal(argv, tty, pause):
+    class Stdin(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    assert demo.pause_wanted(demo.build_parser().parse_args(argv), Stdin()) is pause
+
+
+def test_auto_and_pause_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--auto", "--pause"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
