@@ -55,6 +55,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "All steps passed: the article's results, reproduced.",
         "zh": "全部步骤通过:复现了文章的结果。",
     },
+    "partial_passed": {
+        "en": "All steps passed (not every part of the article ran).",
+        "zh": "全部步骤通过(未执行文章的全部部分)。",
+    },
     "some_failed": {"en": "{n} step(s) failed.", "zh": "{n} 个步骤失败。"},
     "differ": {"en": "{n} result(s) differ from the article.", "zh": "{n} 个结果与文章不符。"},
     "ran_on": {"en": "what the {backend} backend ran", "zh": "{backend} 后端实际执行的命令"},
