@@ -289,6 +289,23 @@ def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=N
     return files
 
 
+def prune(keep: dict[str, str] | Iterable[str], client=None) -> list[str]:
+    """Remove older tags of the egress-mesh images (everything but ``keep``); returns what went."""
+    client = client or _docker()
+    kept = set(keep.values() if isinstance(keep, dict) else keep)
+    removed = []
+    for name in NAMES:
+        for image in client.images.list(name=repository(name)):
+            for tag in image.tags:
+                if tag.startswith(repository(name) + ":") and tag not in kept:
+                    try:
+                        client.images.remove(tag, noprune=False)
+                        removed.append(tag)
+                    except Exception:  # still used by a container: leave it
+                        pass
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scenarios.images", description="build every egress-mesh image"
@@ -297,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "--base-image", help="base image (default: build egress-mesh/debian-base with debootstrap)"
     )
     parser.add_argument("--save", metavar="DIR", help="also docker save each image into DIR/NAME.tar")
+    parser.add_argument("--prune", action="store_true", help="remove older tags of the egress-mesh images")
     args = parser.parse_args(argv)
     try:
         refs = build_all(args.base_image)
@@ -305,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             for file in save(refs, args.save):
                 print(f"saved {file}")
+        if args.prune:
+            for tag in prune(refs):
+                print(f"removed {tag}")
     except ImageBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -290,3 +290,38 @@ def test_down_removes_everything_and_keep_leaves_it(refs):
             remove_run(client, c.run_id)
         else:
             assert containers == [] and networks == []
+
+
+def test_images_run_their_programs(refs):
+    client = docker_client()
+    check = "mesh-proxy --help >/dev/null && id -u mesh-proxy"
+    out = client.containers.run(refs["proxy"], ["sh", "-c", check], remove=True)
+    assert out.decode().strip() == "1500"
+    for name, program in (("gateway", "mesh-gateway"), ("controller", "mesh-controller")):
+        assert client.containers.run(refs[name], [program, "--help"], remove=True)
+    assert b"curl" in client.containers.run(refs["curl"], ["curl", "--version"], remove=True)
+
+
+def test_unchanged_images_are_not_rebuilt_and_save_writes_archives(refs, tmp_path):
+    import tarfile
+
+    from scenarios import images
+
+    said: list[str] = []
+    assert images.build_all(progress=said.append) == refs
+    assert not any(line.startswith("building") for line in said), said
+    (archive,) = images.save({"curl": refs["curl"]}, tmp_path)
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == [refs["curl"]]
+
+
+def test_another_base_image_gives_other_tags(refs):
+    from scenarios import images
+
+    # any local image with python3, iptables and curl will do as a base; the curl image has them
+    other = images.build_all(base_image=refs["curl"], names=["curl"], progress=lambda line: None)
+    assert other["curl"] != refs["curl"]
+    client = docker_client()
+    assert b"curl" in client.containers.run(other["curl"], ["curl", "--version"], remove=True)
+    client.images.remove(other["curl"])
