@@ -1256,10 +1256,11 @@ def remove_run(client, run_id: str | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m scenarios.clusters.docker clean``: remove what any (crashed) harness run left behind."""
+    """``python -m scenarios.clusters.docker clean [RUN_ID]``: remove what harness runs left behind
+    (every run's containers and networks, or one run's)."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] != ["clean"]:
-        print("usage: python -m scenarios.clusters.docker clean", file=sys.stderr)
+    if args[:1] != ["clean"] or len(args) > 2:
+        print("usage: python -m scenarios.clusters.docker clean [RUN_ID]", file=sys.stderr)
         return 2
     import docker
 
@@ -1269,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"error: no Docker engine answers ({exc})", file=sys.stderr)
         return 1
-    for name in remove_run(client):
+    for name in remove_run(client, args[1] if len(args) > 1 else None):
         print(f"removed {name}")
     return 0
 

@@ -325,3 +325,19 @@ def test_another_base_image_gives_other_tags(refs):
     client = docker_client()
     assert b"curl" in client.containers.run(other["curl"], ["curl", "--version"], remove=True)
     client.images.remove(other["curl"])
+
+
+def test_service_added_after_its_pod_resolves_to_the_pod(fresh):
+    assert fresh.run(["kubectl", "create", "namespace", "curl"]).ok
+    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", "scenarios/manifests/curl.yaml"]).ok
+    fresh.wait_ready("curl", "app=curl", timeout=30)
+    late = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "late"},
+        "spec": {"selector": {"app": "curl"}, "ports": [{"port": 80}]},
+    }
+    op = fresh.apply(yaml.safe_dump(late), "curl")
+    assert op.ok and "docker network connect" in op.command
+    answer = fresh.exec("curl", "app=curl", "curl", ["getent", "hosts", "late.curl.svc.cluster.local"])
+    assert answer.stdout.split()[0] == fresh.pod_ip("curl", "app=curl")
