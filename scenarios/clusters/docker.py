@@ -331,13 +331,13 @@ class DockerCluster(Cluster):
             results.append(self._start_standins())
         return results
 
-    def _ensure_images(self) -> None:
-        needed = {"proxy", "controller", "curl", "standin", "gateway"}
-        if needed <= set(self.images):
-            return
+    def _ensure_images(self, *names: str) -> None:
+        """Build (or find) the images not given to ``load_images``: all of them when ``names`` is empty."""
         from scenarios import images
 
-        self.images.update(images.build_all(base_image=self.options.base_image))
+        missing = set(names or images.NAMES) - set(self.images)
+        if missing:
+            self.images.update(images.build_all(base_image=self.options.base_image, names=sorted(missing)))
 
     def _start_standins(self) -> OpResult:
         if self.standin:
@@ -797,9 +797,14 @@ class DockerCluster(Cluster):
         return inject_pod(pod_obj, settings, namespace)
 
     def _image(self, image: str) -> str:
-        if image.startswith("egress-mesh/") and short_name(image) in self.images:
-            return self.images[short_name(image)]
-        return image
+        """``egress-mesh/<name>[:any]`` -> the built ref; other images are used as they are."""
+        from scenarios.images import NAMES
+
+        name = short_name(image)
+        if not image.startswith("egress-mesh/") or name not in NAMES:
+            return image
+        self._ensure_images(name)
+        return self.images[name]
 
     def _container_spec(
         self, pod: Pod, container: dict[str, Any], role: str, fields: dict[str, str]
@@ -826,7 +831,7 @@ class DockerCluster(Cluster):
 
     def _start_pod(self, pod: Pod, pod_obj: dict[str, Any]) -> list[str]:
         """Start the pod's containers; a failure is kept in ``pod.failed`` (wait_ready reports it)."""
-        self._ensure_images()
+        self._ensure_images("curl")
         self.pods[(pod.namespace, pod.name)] = pod
         actions: list[str] = []
         try:
