@@ -22,6 +22,12 @@ MAX_CHUNK_LINE = 4096
 
 FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\nAccess denied"
 
+
+def forbidden(method: str) -> bytes:
+    """The 403 (osm-edge's bytes); a HEAD answer carries no body, or keep-alive would break."""
+    return FORBIDDEN[: -len(b"Access denied")] if method == "HEAD" else FORBIDDEN
+
+
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/1\.[01]$")
 _STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})(?: .*)?$")

@@ -240,10 +240,10 @@ class ClientConnection:
                 self.log(Protocol.HTTP, request.host, decision, method=request.method, path=request.target)
                 if not decision.allowed:
                     if request.expect_continue and request.framing != http1.Framing.NONE:
-                        await self.answer_and_close(http1.FORBIDDEN)
+                        await self.answer_and_close(http1.forbidden(request.method))
                         return
                     await http1.relay_body(self.src, None, request.framing, request.length)
-                    await self.answer(http1.FORBIDDEN)
+                    await self.answer(http1.forbidden(request.method))
                     if not request.keep_alive:
                         return
                     continue

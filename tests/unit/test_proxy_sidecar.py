@@ -101,6 +101,16 @@ async def test_policy_denies_with_exact_403_and_keeps_the_connection(harness, or
     writer.close()
 
 
+async def test_denied_head_gets_the_403_head_without_body(harness, origins):
+    await harness.sidecar.apply(config(Mode.POLICY, Rule(Protocol.HTTP, origins, hosts=("localhost",))))
+    reader, writer = await harness.connect()
+    writer.write(b"HEAD /200 HTTP/1.1\r\nHost: httpstat.us\r\n\r\n")
+    writer.write(b"GET /200 HTTP/1.1\r\nHost: httpstat.us\r\n\r\n")
+    expected = http1.FORBIDDEN[:-13] + http1.FORBIDDEN
+    assert await reader.readexactly(len(expected)) == expected
+    writer.close()
+
+
 async def test_spoofed_host_goes_to_the_name_not_the_dialled_address(harness, origins):
     await harness.sidecar.apply(config(Mode.POLICY, Rule(Protocol.HTTP, origins, hosts=("localhost",))))
     harness.destination = ("127.0.0.2", origins)  # the app dialled server B ...
@@ -188,7 +198,7 @@ async def test_gateway_gets_one_tunnel_per_host_and_never_sees_denied_requests(h
         writer.write(f"HEAD /get HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         if host == "denied.test":
-            assert head + await reader.readexactly(13) == http1.FORBIDDEN
+            assert head == http1.forbidden("HEAD")
         else:
             assert head.startswith(b"HTTP/1.1 200")
     assert [(r.host, r.port, r.source, r.protocol) for r in seen] == [
