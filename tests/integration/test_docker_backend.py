@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from scenarios.clusters.base import BackendOptions, MeshOptions, Unsupported
 
 pytestmark = pytest.mark.docker
 
+CURL_YAML = str(Path(__file__).resolve().parents[2] / "scenarios/manifests/curl.yaml")
 CURL = ["curl", "-sI", "http://httpbin.org:80/get", "http://httpstat.us/200"]
 ARTICLE_CURL_URL = (
     "https://raw.githubusercontent.com/flomesh-io/osm-edge-docs/main/manifests/samples/curl/curl.yaml"
@@ -103,7 +105,7 @@ def statuses(stdout: str) -> list[int]:
     return [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("HTTP/")]
 
 
-def deploy_curl(cluster, manifest: str = "scenarios/manifests/curl.yaml") -> None:
+def deploy_curl(cluster, manifest: str = CURL_YAML) -> None:
     for argv in (
         ["kubectl", "create", "namespace", "curl"],
         ["osm", "namespace", "add", "curl"],
@@ -215,14 +217,14 @@ def test_invalid_egress_is_refused_with_the_field(fresh):
 
 
 def test_namespace_must_exist(fresh):
-    op = fresh.apply(open("scenarios/manifests/curl.yaml").read(), "nowhere")
+    op = fresh.apply(Path(CURL_YAML).read_text(), "nowhere")
     assert op.exit_code == 1
     assert 'namespaces "nowhere" not found' in op.stderr
 
 
 def test_pod_outside_the_mesh_goes_straight_out(fresh):
     assert fresh.run(["kubectl", "create", "namespace", "curl"]).ok
-    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", "scenarios/manifests/curl.yaml"]).ok
+    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", CURL_YAML]).ok
     fresh.wait_ready("curl", "app=curl", timeout=30)
     op = fresh.exec("curl", "app=curl", "curl", CURL)
     assert statuses(op.stdout) == [200, 200]
@@ -329,7 +331,7 @@ def test_another_base_image_gives_other_tags(refs):
 
 def test_service_added_after_its_pod_resolves_to_the_pod(fresh):
     assert fresh.run(["kubectl", "create", "namespace", "curl"]).ok
-    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", "scenarios/manifests/curl.yaml"]).ok
+    assert fresh.run(["kubectl", "apply", "-n", "curl", "-f", CURL_YAML]).ok
     fresh.wait_ready("curl", "app=curl", timeout=30)
     late = {
         "apiVersion": "v1",
