@@ -91,6 +91,8 @@ KINDS = {
 WORKLOAD_KINDS = ("Deployment", "Pod")
 READY_EVENT = '"event": "config"'
 POLL = 0.1
+#: seconds one Docker API call may take (a long `docker exec` included)
+DOCKER_TIMEOUT = 600
 
 
 def kind_of(name: str) -> str:
@@ -288,7 +290,7 @@ class DockerCluster(Cluster):
         try:
             import docker
 
-            client = docker.from_env()
+            client = docker.from_env(timeout=DOCKER_TIMEOUT)
             client.ping()
         except Exception as exc:  # the SDK raises many unrelated types when no engine answers
             raise BackendUnavailable(f"no Docker engine answers ({exc}); start dockerd first") from None
@@ -604,10 +606,16 @@ class DockerCluster(Cluster):
                 1,
                 stderr=f"container {container} is not valid for pod {pod.name} (containers: {known})",
             )
-        code, out, err = self._exec(target, list(argv))
+        import docker
+
+        command = join(["docker", "exec", target, *argv])
+        try:
+            code, out, err = self._exec(target, list(argv))
+        except docker.errors.APIError as exc:
+            return OpResult(command, 1, stderr=f"docker exec failed: {exc.explanation or exc}")
         if code != 0 and not err:
             err = f"command terminated with exit code {code}"
-        return OpResult(join(["docker", "exec", target, *argv]), code, out, err)
+        return OpResult(command, code, out, err)
 
     def logs(self, namespace: str, selector: str, container: str | None = None) -> OpResult:
         self._require_up()
@@ -927,8 +935,14 @@ class DockerCluster(Cluster):
         target = pod.containers.get(name) or pod.init_containers.get(name)
         if target is None:
             return OpResult("docker logs ?", 1, stderr=f"container {name} is not valid for pod {pod.name}")
-        out, err = self._logs(target)
-        return OpResult(join(["docker", "logs", target]), 0, out, err)
+        import docker
+
+        command = join(["docker", "logs", target])
+        try:
+            out, err = self._logs(target)
+        except docker.errors.APIError as exc:
+            return OpResult(command, 1, stderr=f"docker logs failed: {exc.explanation or exc}")
+        return OpResult(command, 0, out, err)
 
     def _remove_pods(self, pods: Sequence[Pod]) -> list[str]:
         names = []
