@@ -316,3 +316,36 @@ async def test_client_leaving_mid_body_releases_the_upstream(harness):
     writer.close()
     await asyncio.wait_for(closed.wait(), 5)
     server.close()
+
+
+async def test_permissive_relays_a_server_first_protocol_after_the_sniff_timeout(harness):
+    async def script(reader, writer):
+        writer.write(b"220 banner\r\n")
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+
+    server, port = await raw_origin(script)
+    harness.destination = ("127.0.0.1", port)
+    await harness.sidecar.apply(config(Mode.PERMISSIVE))
+    reader, writer = await harness.connect()
+    assert await asyncio.wait_for(reader.readline(), 5) == b"220 banner\r\n"
+    writer.write(b"quit\n")
+    assert await asyncio.wait_for(reader.readline(), 5) == b"QUIT\n"
+    writer.close()
+    server.close()
+
+
+async def test_tunnel_refused_by_the_gateway_gives_503_with_its_answer(harness):
+    async def refuse(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+
+    gw, port = await raw_origin(refuse)
+    await harness.sidecar.apply(config(Mode.PERMISSIVE, gateway=Endpoint("127.0.0.1", port)))
+    reader, writer = await harness.connect()
+    writer.write(b"GET / HTTP/1.1\r\nHost: x.test\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"egress gateway refused the tunnel: HTTP/1.1 502 Bad Gateway" in data
+    writer.close()
+    gw.close()
