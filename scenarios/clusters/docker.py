@@ -475,10 +475,13 @@ class DockerCluster(Cluster):
         output: list[str] = []
         with self._lock:
             for obj in sorted(objects, key=lambda o: APPLY_ORDER.get(o.get("kind"), 3)):
-                existed = self._key(obj) in self.objects
-                actions += self._store(obj)
+                previous = self.objects.get(self._key(obj))
                 meta = obj["metadata"]
-                verb = "configured" if existed else "created"
+                if previous == obj:
+                    verb = "unchanged"
+                else:
+                    actions += self._store(obj)
+                    verb = "configured" if previous is not None else "created"
                 output.append(f"{obj['kind'].lower()}/{meta['name']} {verb}")
                 actions += self._reconcile(obj)
         return OpResult("\n".join(actions), 0, "\n".join(output))

@@ -343,3 +343,21 @@ def test_service_added_after_its_pod_resolves_to_the_pod(fresh):
     assert op.ok and "docker network connect" in op.command
     answer = fresh.exec("curl", "app=curl", "curl", ["getent", "hosts", "late.curl.svc.cluster.local"])
     assert answer.stdout.split()[0] == fresh.pod_ip("curl", "app=curl")
+
+
+def test_deployment_reapply_keeps_pod_and_template_change_replaces_it(fresh):
+    assert fresh.run(["kubectl", "create", "namespace", "curl"]).ok
+    manifest = Path(CURL_YAML).read_text()
+    assert fresh.apply(manifest, "curl").ok
+    fresh.wait_ready("curl", "app=curl", timeout=30)
+    first = fresh.run(_get_pod("curl")).stdout
+    again = fresh.apply(manifest, "curl")
+    assert "deployment/curl unchanged" in again.stdout
+    assert fresh.run(_get_pod("curl")).stdout == first
+    labels = "        app: curl\n    spec:"
+    changed = manifest.replace(labels, labels.replace("\n", "\n        version: v2\n", 1))
+    assert changed != manifest
+    assert "deployment/curl configured" in fresh.apply(changed, "curl").stdout
+    fresh.wait_ready("curl", "app=curl", timeout=30)
+    second = fresh.run(_get_pod("curl")).stdout
+    assert second and second != first and " " not in second  # one pod, a new one
