@@ -190,16 +190,23 @@ def _build(client, context: Path, target: str, base: str, tag: str | None, say: 
         **kwargs,
     )
     image_id = ""
+    pending = ""
     tail: list[str] = []
     try:
         for chunk in stream:
             if "error" in chunk:
                 raise ImageBuildError(f"building {target} failed: {chunk['error'].strip()}\n" + "".join(tail))
             line = chunk.get("stream", "")
-            if line:
+            if line.strip():
                 tail = (tail + [line])[-15:]
+                # show the steps that really run, not the ones answered from the build cache
                 if line.startswith("Step "):
-                    say(f"  [{target}] {line.strip()}")
+                    instruction = line.split(":", 1)[-1].strip().split(" ", 1)[0].upper()
+                    pending = line.strip() if instruction in ("RUN", "COPY", "ADD") else ""
+                elif pending:
+                    if "Using cache" not in line:
+                        say(f"  [{target}] {pending}")
+                    pending = ""
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
     except docker.errors.APIError as exc:
