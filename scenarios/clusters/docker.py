@@ -294,10 +294,18 @@ class DockerCluster(Cluster):
             client.ping()
         except Exception as exc:  # the SDK raises many unrelated types when no engine answers
             raise BackendUnavailable(f"no Docker engine answers ({exc}); start dockerd first") from None
-        self.client = client
         labels = self._labels(role="network")
-        for network in (self.mesh_network, self.external_network):
-            client.networks.create(network, driver="bridge", labels=labels, check_duplicate=True)
+        try:
+            for network in (self.mesh_network, self.external_network):
+                client.networks.create(network, driver="bridge", labels=labels, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            remove_run(client, self.run_id)
+            raise BackendUnavailable(
+                f"docker cannot create the harness networks ({exc.explanation or exc}); if it has no free "
+                "address pool left, remove what old runs left (python -m scenarios.clusters.docker clean) "
+                "or unused networks (docker network prune)"
+            ) from None
+        self.client = client
         self.manifest_dir = Path(tempfile.mkdtemp(prefix=f"egress-mesh-{self.run_id}-manifests-"))
         os.chmod(self.manifest_dir, 0o755)
 

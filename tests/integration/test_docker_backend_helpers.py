@@ -115,3 +115,15 @@ def test_names():
     assert manifest_filename("Namespace", "", "curl") == "namespace._.curl.yaml"
     assert template_hash({"a": 1, "b": 2}) == template_hash({"b": 2, "a": 1})
     assert template_hash({"a": 1}) != template_hash({"a": 2})
+
+
+def test_no_engine_is_a_clear_error(monkeypatch, tmp_path):
+    from scenarios import images
+    from scenarios.clusters.base import BackendUnavailable
+    from scenarios.clusters.docker import DockerCluster
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    with pytest.raises(BackendUnavailable, match="no Docker engine answers"):
+        DockerCluster().up()
+    with pytest.raises(images.ImageBuildError, match="no Docker engine answers"):
+        images.build_all()
