@@ -669,6 +669,8 @@ class DockerCluster(Cluster):
         if not isinstance(obj, dict) or not obj.get("kind") or not isinstance(obj.get("metadata"), dict):
             return f"error: not a Kubernetes object: {str(obj)[:80]}"
         meta = obj["metadata"]
+        if not isinstance(meta.get("name"), str) or not meta["name"]:
+            return f"error: {obj['kind']}: metadata.name is required"
         if obj["kind"] in CLUSTER_SCOPED:
             meta.pop("namespace", None)
         else:
