@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import glob
 import hashlib
 import json
 import os
@@ -316,7 +317,7 @@ class DockerCluster(Cluster):
             print(
                 f"docker backend: keeping containers and networks labelled {HARNESS_LABEL}={self.run_id} "
                 f"and manifests in {self.manifest_dir}; remove them with "
-                f"`docker rm -f $(docker ps -aq --filter label={HARNESS_LABEL}={self.run_id})`",
+                f"`python -m scenarios.clusters.docker clean {self.run_id}`",
                 file=sys.stderr,
             )
             return
@@ -1284,7 +1285,11 @@ def remove_run(client, run_id: str | None = None) -> list[str]:
             network.remove()
         except Exception:  # still in use by a container of another run
             pass
-    return [c.name for c in containers] + [n.name for n in networks]
+    pattern = f"egress-mesh-{run_id or '*'}-manifests-*"
+    folders = glob.glob(os.path.join(tempfile.gettempdir(), pattern))
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [c.name for c in containers] + [n.name for n in networks] + folders
 
 
 def main(argv: list[str] | None = None) -> int:
