@@ -287,7 +287,7 @@ def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=N
     items = refs.values() if isinstance(refs, dict) else refs
     files = []
     for ref in items:
-        name = ref.split(":", 1)[0].rsplit("/", 1)[-1]
+        name = ref.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
         file = out / f"{name}.tar"
         with open(file, "wb") as f:
             for chunk in client.images.get(ref).save(named=True):
