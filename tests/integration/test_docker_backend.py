@@ -361,3 +361,15 @@ def test_deployment_reapply_keeps_pod_and_template_change_replaces_it(fresh):
     fresh.wait_ready("curl", "app=curl", timeout=30)
     second = fresh.run(_get_pod("curl")).stdout
     assert second and second != first and " " not in second  # one pod, a new one
+
+
+def test_permissive_https_and_tcp_reach_the_standins_through_the_sidecar(fresh):
+    deploy_curl(fresh)
+    assert fresh.patch("meshconfig", "osm-mesh-config", "osm-system", PERMISSIVE).ok
+    https = ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://httpbin.org/get"]
+    assert until(lambda: fresh.exec("curl", "app=curl", "curl", https).stdout == "200"), "https"
+    echo = ["bash", "-c", "exec 3<>/dev/tcp/httpbin.org/7; echo hello >&3; head -c 6 <&3"]
+    assert fresh.exec("curl", "app=curl", "curl", echo).stdout == "hello\n"
+    sidecar = fresh.logs("curl", "app=curl", "sidecar").stdout
+    decisions = [json.loads(line) for line in sidecar.splitlines() if '"decision"' in line]
+    assert {(d.get("protocol"), d.get("port")) for d in decisions} >= {("https", 443), ("tcp", 7)}
