@@ -122,7 +122,10 @@ def test_state0_exit7_then_permissive_200(fresh):
     assert op.exit_code == 7, op
     assert op.command.startswith("docker exec ")
 
-    assert fresh.patch("meshconfig", "osm-mesh-config", "osm-system", PERMISSIVE).ok
+    article_patch = ["kubectl", "patch", "meshconfig", "osm-mesh-config", "-n", "osm-system"]
+    article_patch += ["-p", json.dumps(PERMISSIVE), "--type=merge"]
+    patched = fresh.run(article_patch)
+    assert patched.ok and patched.stdout == "meshconfig/osm-mesh-config patched"
     op = until(lambda: (r := fresh.exec("curl", "app=curl", "curl", CURL)).ok and r)
     assert op and statuses(op.stdout) == [200, 200], op
     assert "Content-Length: 6" in op.stdout.split("HTTP/1.1 200 OK")[2]
