@@ -13,36 +13,8 @@ from mesh.api.load import load_text, merge_patch
 from mesh.api.resources import Egress, EgressGateway, MeshConfig
 from mesh.api.validation import InvalidObject, check, normalize_host, validate_object, validate_objects
 from mesh.manifests.install import default_meshconfig
+from tests.article import EGRESS_GATEWAY, EGRESS_HTTPBIN_80
 
-# The article's manifests, as written there.
-ARTICLE_EGRESS = """
-kind: Egress
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: httpbin-80
-  namespace: curl
-spec:
-  sources:
-  - kind: ServiceAccount
-    name: curl
-    namespace: curl
-  hosts:
-  - httpbin.org
-  ports:
-  - number: 80
-    protocol: http
-"""
-ARTICLE_GATEWAY = """
-kind: EgressGateway
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: global-egress-gateway
-  namespace: egress-gateway
-spec:
-  global:
-  - service: global-egress-gateway
-    namespace: egress-gateway
-"""
 GATEWAY_SERVICE = {
     "apiVersion": "v1",
     "kind": "Service",
@@ -52,7 +24,7 @@ GATEWAY_SERVICE = {
 
 
 def egress(**spec: Any) -> dict[str, Any]:
-    obj = yaml.safe_load(ARTICLE_EGRESS)
+    obj = yaml.safe_load(EGRESS_HTTPBIN_80)
     obj["spec"].update(spec)
     return obj
 
@@ -60,7 +32,7 @@ def egress(**spec: Any) -> dict[str, Any]:
 def gateway(
     name: str = "global-egress-gateway", namespace: str = "egress-gateway", **meta: Any
 ) -> dict[str, Any]:
-    obj = yaml.safe_load(ARTICLE_GATEWAY)
+    obj = yaml.safe_load(EGRESS_GATEWAY)
     obj["metadata"].update(name=name, namespace=namespace, **meta)
     return obj
 
@@ -70,7 +42,7 @@ def messages(obj: Any) -> list[str]:
 
 
 def test_article_egress_is_valid_and_typed() -> None:
-    obj = yaml.safe_load(ARTICLE_EGRESS)
+    obj = yaml.safe_load(EGRESS_HTTPBIN_80)
     assert validate_object(obj) == []
     typed = Egress.from_object(check(obj))
     assert typed.hosts == ("httpbin.org",)
@@ -78,7 +50,7 @@ def test_article_egress_is_valid_and_typed() -> None:
 
 
 def test_article_gateway_is_valid_with_its_service() -> None:
-    result = validate_objects([yaml.safe_load(ARTICLE_GATEWAY)], services=[GATEWAY_SERVICE])
+    result = validate_objects([yaml.safe_load(EGRESS_GATEWAY)], services=[GATEWAY_SERVICE])
     assert result.problems == []
     assert EgressGateway.from_object(result.valid[0]).global_[0].service == "global-egress-gateway"
 
@@ -298,7 +270,7 @@ def test_a_gateway_with_rules_only_is_not_global() -> None:
 
 
 def test_gateway_service_must_exist_when_services_are_known() -> None:
-    result = validate_objects([yaml.safe_load(ARTICLE_GATEWAY)], services=[("egress-gateway", "other")])
+    result = validate_objects([yaml.safe_load(EGRESS_GATEWAY)], services=[("egress-gateway", "other")])
     assert result.valid == []
     assert [str(p) for p in result.problems] == [
         "EgressGateway egress-gateway/global-egress-gateway: spec.global[0]: gateway Service "
@@ -308,18 +280,19 @@ def test_gateway_service_must_exist_when_services_are_known() -> None:
 
 def test_services_in_the_set_count_and_other_kinds_pass_through() -> None:
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gw", "namespace": "x"}}
-    result = validate_objects([yaml.safe_load(ARTICLE_GATEWAY), GATEWAY_SERVICE, deployment])
+    result = validate_objects([yaml.safe_load(EGRESS_GATEWAY), GATEWAY_SERVICE, deployment])
     assert result.ok, result.problems
     assert [o["kind"] for o in result.valid] == ["EgressGateway", "Service", "Deployment"]
-    result = validate_objects([yaml.safe_load(ARTICLE_GATEWAY), deployment], services=["egress-gateway/x"])
+    result = validate_objects([yaml.safe_load(EGRESS_GATEWAY), deployment], services=["egress-gateway/x"])
     assert "does not exist" in str(result.problems[0])
 
 
 def test_problems_carry_the_file_and_document_position() -> None:
-    text = (
-        ARTICLE_EGRESS
-        + "---\n"
-        + ARTICLE_EGRESS.replace("number: 80", "number: 0").replace("httpbin-80", "bad")
+    text = (  # a blank line opens each document: it counts towards the line number
+        "\n"
+        + EGRESS_HTTPBIN_80
+        + "---\n\n"
+        + EGRESS_HTTPBIN_80.replace("number: 80", "number: 0").replace("httpbin-80", "bad")
     )
     result = validate_objects(load_text(text, "policies.yaml"))
     assert [o["metadata"]["name"] for o in result.valid] == ["httpbin-80"]
@@ -330,13 +303,13 @@ def test_problems_carry_the_file_and_document_position() -> None:
 
 
 def test_the_same_object_twice_is_reported() -> None:
-    result = validate_objects(load_text(ARTICLE_EGRESS + "---" + ARTICLE_EGRESS, "twice.yaml"))
+    result = validate_objects(load_text(EGRESS_HTTPBIN_80 + "---\n" + EGRESS_HTTPBIN_80, "twice.yaml"))
     assert len(result.valid) == 1
     assert "metadata.name: is defined twice (first in twice.yaml: document 1" in str(result.problems[0])
 
 
 def test_a_bad_edit_keeps_the_last_good_version() -> None:
-    good = check(yaml.safe_load(ARTICLE_EGRESS))
+    good = check(yaml.safe_load(EGRESS_HTTPBIN_80))
     bad = copy.deepcopy(good)
     bad["spec"]["ports"][0]["number"] = 0
     other = egress() | {"metadata": {"name": "new", "namespace": "curl"}}

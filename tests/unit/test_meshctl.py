@@ -15,6 +15,7 @@ import yaml
 from mesh import cli
 from mesh.api.load import merge_patch
 from mesh.manifests.kube import KubeError, NotServed
+from tests.article import ARTICLE_MANIFESTS
 
 COMMANDS = [
     [],
@@ -328,35 +329,6 @@ def test_uninstall_deletes_the_webhook_first(capsys: pytest.CaptureFixture[str])
     assert (
         "would delete CustomResourceDefinition egresses.policy.openservicemesh.io" in capsys.readouterr().out
     )
-
-
-ARTICLE_MANIFESTS = """\
-kind: Egress
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: httpbin-80
-  namespace: curl
-spec:
-  sources:
-  - kind: ServiceAccount
-    name: curl
-    namespace: curl
-  hosts:
-  - httpbin.org
-  ports:
-  - number: 80
-    protocol: http
----
-kind: EgressGateway
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: global-egress-gateway
-  namespace: egress-gateway
-spec:
-  global:
-  - service: global-egress-gateway
-    namespace: egress-gateway
-"""
 
 
 def test_validate_accepts_the_article_and_reports_problems(tmp_path: Path) -> None:

@@ -5,53 +5,16 @@ from __future__ import annotations
 import copy
 import random
 
-import yaml
-
 from mesh.api.proxyconfig import Endpoint, Identity, Mode, Protocol, ProxyConfig, Rule
 from mesh.controller.reconciler import Reconciler, build_snapshot, compile_all, compile_config
+from tests.article import global_egress_gateway, httpbin_80, meshconfig
 
 CURL = Identity("curl", "curl")
 GATEWAY = Endpoint("global-egress-gateway.egress-gateway.svc.cluster.local", 1080)
 
 
-def meshconfig(enable_egress: bool, **traffic) -> dict:
-    return {
-        "apiVersion": "config.openservicemesh.io/v1alpha2",
-        "kind": "MeshConfig",
-        "metadata": {"name": "osm-mesh-config", "namespace": "osm-system"},
-        "spec": {"traffic": {"enableEgress": enable_egress, **traffic}},
-    }
-
-
-# The article's manifests, verbatim.
-HTTPBIN_80 = yaml.safe_load("""
-kind: Egress
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: httpbin-80
-  namespace: curl
-spec:
-  sources:
-  - kind: ServiceAccount
-    name: curl
-    namespace: curl
-  hosts:
-  - httpbin.org
-  ports:
-  - number: 80
-    protocol: http
-""")
-GLOBAL_GATEWAY = yaml.safe_load("""
-kind: EgressGateway
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: global-egress-gateway
-  namespace: egress-gateway
-spec:
-  global:
-  - service: global-egress-gateway
-    namespace: egress-gateway
-""")
+HTTPBIN_80 = httpbin_80()
+GLOBAL_GATEWAY = global_egress_gateway()
 GATEWAY_SERVICE = {
     "apiVersion": "v1",
     "kind": "Service",

@@ -16,6 +16,7 @@ from scenarios.format import (
     catalog,
     catalog_files,
 )
+from tests.article import global_egress_gateway, httpbin_80
 
 STATES = [
     "egress-disabled",
@@ -25,22 +26,9 @@ STATES = [
     "gateway-policy",
 ]
 ARTICLE_URLS = ["http://httpbin.org:80/get", "http://httpstat.us/200"]
-EGRESS_HTTPBIN_80 = {
-    "kind": "Egress",
-    "apiVersion": "policy.openservicemesh.io/v1alpha1",
-    "metadata": {"name": "httpbin-80", "namespace": "curl"},
-    "spec": {
-        "sources": [{"kind": "ServiceAccount", "name": "curl", "namespace": "curl"}],
-        "hosts": ["httpbin.org"],
-        "ports": [{"number": 80, "protocol": "http"}],
-    },
-}
-GLOBAL_EGRESS_GATEWAY = {
-    "kind": "EgressGateway",
-    "apiVersion": "policy.openservicemesh.io/v1alpha1",
-    "metadata": {"name": "global-egress-gateway", "namespace": "egress-gateway"},
-    "spec": {"global": [{"service": "global-egress-gateway", "namespace": "egress-gateway"}]},
-}
+# the catalog keeps its own copy of the article's manifests: it must match the tests' one
+EGRESS_HTTPBIN_80 = httpbin_80()
+GLOBAL_EGRESS_GATEWAY = global_egress_gateway()
 
 
 def by_name():
