@@ -66,3 +66,8 @@ def meshconfig(enable_egress: bool, **traffic: Any) -> dict[str, Any]:
         "metadata": {"name": "osm-mesh-config", "namespace": "osm-system"},
         "spec": {"traffic": {"enableEgress": enable_egress, **traffic}},
     }
+
+
+def meshconfig_yaml(enable_egress: bool) -> str:
+    """:func:`meshconfig` as a manifest file's text."""
+    return yaml.safe_dump(meshconfig(enable_egress), sort_keys=False)

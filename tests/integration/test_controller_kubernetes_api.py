@@ -21,6 +21,8 @@ from mesh.api.proxyconfig import Identity, Mode
 from mesh.controller.server import ConfigStore
 from mesh.controller.sources import KubernetesSource
 from mesh.controller.webhook import generate_certificates, patch_ca_bundle
+from tests import article
+from tests.integration.helpers import until
 
 MESHCONFIGS = "/apis/config.openservicemesh.io/v1alpha2/namespaces/osm-system/meshconfigs"
 EGRESSES = "/apis/policy.openservicemesh.io/v1alpha1/egresses"
@@ -36,24 +38,13 @@ PATHS = [
 
 
 def meshconfig(enable: bool, rv: str) -> dict:
-    return {
-        "apiVersion": "config.openservicemesh.io/v1alpha2",
-        "kind": "MeshConfig",
-        "metadata": {"name": "osm-mesh-config", "namespace": "osm-system", "resourceVersion": rv},
-        "spec": {"traffic": {"enableEgress": enable}},
-    }
+    obj = article.meshconfig(enable)
+    obj["metadata"]["resourceVersion"] = rv
+    return obj
 
 
-HTTPBIN_80 = {
-    "apiVersion": "policy.openservicemesh.io/v1alpha1",
-    "kind": "Egress",
-    "metadata": {"name": "httpbin-80", "namespace": "curl", "resourceVersion": "5"},
-    "spec": {
-        "sources": [{"kind": "ServiceAccount", "name": "curl", "namespace": "curl"}],
-        "hosts": ["httpbin.org"],
-        "ports": [{"number": 80, "protocol": "http"}],
-    },
-}
+HTTPBIN_80 = article.httpbin_80()
+HTTPBIN_80["metadata"]["resourceVersion"] = "5"
 CURL_NS = {
     "metadata": {"name": "curl", "labels": {"openservicemesh.io/monitored-by": "osm"}, "resourceVersion": "2"}
 }
@@ -132,13 +123,6 @@ async def api(tmp_path: Path, monkeypatch):
     yield fake
     fake.closing = True
     await server.close()
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_list_watch_and_relist_through_the_official_client(api: FakeApiServer):

@@ -17,65 +17,32 @@ import requests
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from mesh.api.proxyconfig import Identity, Mode, ProxyConfig, config_url
+from tests.article import egress_text, meshconfig_yaml
+from tests.integration.helpers import free_port, write_atomically
 
 CURL = Identity("curl", "curl")
-MESHCONFIG = """apiVersion: config.openservicemesh.io/v1alpha2
-kind: MeshConfig
-metadata:
-  name: osm-mesh-config
-  namespace: osm-system
-spec:
-  traffic:
-    enableEgress: false
-"""
-EGRESS = """kind: Egress
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: allowed
-  namespace: curl
-spec:
-  sources:
-  - kind: ServiceAccount
-    name: curl
-    namespace: curl
-  hosts:
-  - {host}
-  ports:
-  - number: 80
-    protocol: http
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def controller(*args: str) -> list[str]:
     return [sys.executable, "-m", "mesh.controller", *args]
 
 
+def serving(manifests: Path, port: int) -> list[str]:
+    """The controller serving a manifest directory on 127.0.0.1:PORT, without its webhook."""
+    return controller(
+        "run", "--source", "directory", "--manifests", str(manifests),
+        "--host", "127.0.0.1", "--port", str(port), "--webhook-port", "0",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def running_controller(tmp_path: Path):
     manifests = tmp_path / "manifests"
     manifests.mkdir()
-    (manifests / "meshconfig.yaml").write_text(MESHCONFIG)
+    (manifests / "meshconfig.yaml").write_text(meshconfig_yaml(False))
     port = free_port()
     proc = subprocess.Popen(
-        controller(
-            "run",
-            "--source",
-            "directory",
-            "--manifests",
-            str(manifests),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--webhook-port",
-            "0",
-        ),  # fmt: skip
+        serving(manifests, port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,12 +69,6 @@ def running_controller(tmp_path: Path):
         assert "Traceback" not in out + err
 
 
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 async def test_propagation_from_manifest_change_to_long_polling_client_is_under_one_second(
     running_controller,
 ):
@@ -129,7 +90,7 @@ async def test_propagation_from_manifest_change_to_long_polling_client_is_under_
             await asyncio.sleep(0.3)  # the poll is waiting in the controller
             assert not pending.done()
             changed = time.monotonic()
-            write_atomically(manifests / "egress.yaml", EGRESS.format(host=host))
+            write_atomically(manifests / "egress.yaml", egress_text("allowed", host))
             cfg = await asyncio.wait_for(pending, 5)
             figures.append(time.monotonic() - changed)
             assert cfg.mode is Mode.POLICY and cfg.rules[0].hosts == (host,)
@@ -172,19 +133,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            controller(
-                "run",
-                "--source",
-                "directory",
-                "--manifests",
-                str(tmp_path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--webhook-port",
-                "0",
-            ),  # fmt: skip
+            serving(tmp_path, port),
             capture_output=True,
             text=True,
             timeout=30,

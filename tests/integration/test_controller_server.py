@@ -13,17 +13,9 @@ from aiohttp.test_utils import TestServer
 from mesh.api.proxyconfig import Identity, Mode, ProxyConfig, config_url
 from mesh.controller.server import ConfigStore, make_app
 from mesh.controller.sources import SourceState
+from tests.article import meshconfig
 
 CURL = Identity("curl", "curl")
-
-
-def meshconfig(enable: bool) -> dict:
-    return {
-        "apiVersion": "config.openservicemesh.io/v1alpha2",
-        "kind": "MeshConfig",
-        "metadata": {"name": "osm-mesh-config", "namespace": "osm-system"},
-        "spec": {"traffic": {"enableEgress": enable}},
-    }
 
 
 @pytest.fixture
