@@ -442,6 +442,18 @@ def _cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context to use")
 
 
+def _filename_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="manifest file or directory, - for standard input",
+    )
+
+
 def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Install and operate the egress-mesh service mesh."
@@ -522,15 +534,7 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
         help="add the sidecar to workload manifests (no webhook needed)",
         description=DESCRIPTIONS["inject"],
     )
-    inject.add_argument(
-        "-f",
-        "--filename",
-        action="extend",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="manifest file or directory, - for standard input",
-    )
+    _filename_flag(inject)
     _mesh_flags(inject)
     inject.add_argument("--proxy-image", help="sidecar image (default: egress-mesh/proxy:latest)")
     inject.add_argument("--init-image", help="init container image (default: the sidecar image)")
@@ -559,15 +563,7 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
         help="check manifests offline against the CRD schemas and mesh rules",
         description=DESCRIPTIONS["validate"],
     )
-    validate.add_argument(
-        "-f",
-        "--filename",
-        action="extend",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="manifest file or directory, - for standard input",
-    )
+    _filename_flag(validate)
     validate.add_argument(
         "--kubernetes-version",
         metavar="X.Y",
