@@ -116,14 +116,15 @@ def pick_source(sources: Iterable[AptSource]) -> AptSource:
     )
 
 
-def _docker():
+def docker_client(error: type[Exception] = BaseImageError):
+    """A Docker client that answers, or ``error`` saying that no engine does."""
     import docker
 
     try:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # docker raises several unrelated types when no engine answers
-        raise BaseImageError(f"no Docker engine answers ({exc}); start dockerd first") from None
+        raise error(f"no Docker engine answers ({exc}); start dockerd first") from None
     return client
 
 
@@ -146,7 +147,7 @@ def ensure_base_image(
 ) -> str:
     """Return the base image ref, building it when missing. Takes minutes the first time."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    client = client or _docker()
+    client = client or docker_client()
     keyring = None
     if not suite or not mirror:
         source = pick_source(host_sources())

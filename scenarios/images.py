@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from scenarios.base_image import BaseImageError, Progress, ensure_base_image, image_exists
+from scenarios.base_image import BaseImageError, Progress, docker_client, ensure_base_image, image_exists
 
 NAMES = ("proxy", "gateway", "controller", "curl", "standin")
 MESH_NAMES = ("proxy", "gateway", "controller")
@@ -162,17 +162,6 @@ def assemble_context(context: Path, deps: Path, mesh_wheel: Path | None, root: P
     return context
 
 
-def _docker():
-    import docker
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # docker raises several unrelated types when no engine answers
-        raise ImageBuildError(f"no Docker engine answers ({exc}); start dockerd first") from None
-    return client
-
-
 def _build(client, context: Path, target: str, base: str, tag: str | None, say: Progress) -> str:
     """``docker build --target TARGET``; returns the image id. Streams build output to ``say``."""
     import docker
@@ -251,7 +240,7 @@ def build_all(
 ) -> dict[str, str]:
     """Build what is missing; return ``{short name: "egress-mesh/NAME:TAG"}`` for ``names``."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    client = client or _docker()
+    client = client or docker_client(ImageBuildError)
     base = resolve_base(client, base_image, say)
     refs = {name: ref for name, ref in compute_tags(client.images.get(base).id).items() if name in set(names)}
     missing = [name for name, ref in refs.items() if not image_exists(client, ref)]
@@ -281,7 +270,7 @@ def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=N
     """``docker save`` each image into ``path`` (a directory) as ``NAME.tar``; returns the files.
 
     The Kubernetes backends import these (``k3s ctr images import``, ``kind load image-archive``)."""
-    client = client or _docker()
+    client = client or docker_client(ImageBuildError)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     items = refs.values() if isinstance(refs, dict) else refs
@@ -298,7 +287,7 @@ def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=N
 
 def prune(keep: dict[str, str] | Iterable[str], client=None) -> list[str]:
     """Remove older tags of the egress-mesh images (everything but ``keep``); returns what went."""
-    client = client or _docker()
+    client = client or docker_client(ImageBuildError)
     kept = set(keep.values() if isinstance(keep, dict) else keep)
     removed = []
     for name in NAMES:
