@@ -3,20 +3,24 @@
 One coroutine pair per tunnel (never a thread). The sidecar sends ``CONNECT host:port`` (see
 ``mesh.gateway.tunnel``); the gateway resolves and connects with a timeout (502 refused or
 unresolvable, 504 timed out), answers ``200 Connection Established`` and relays bytes both ways
-unchanged. Copies of the bytes go to an HTTP observer (protocol ``http`` or bytes that look like
-HTTP) for request records, or to the SNI reader (protocol ``https`` or a TLS ClientHello).
+unchanged. It refuses (403) to connect to itself, to loopback (unless it listens on loopback itself,
+as in local runs), to unspecified and to link-local addresses (cloud metadata).
+Copies of the bytes go to an HTTP observer (protocol ``http`` or bytes that look like HTTP) for
+request records, or to the SNI reader (protocol ``https`` or a TLS ClientHello).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mesh.gateway import accesslog, tlssni
@@ -127,13 +131,36 @@ class Inspector:
 
 
 class Gateway:
-    def __init__(self, connect_timeout: float = 5.0, sink: Sink = accesslog.emit):
+    def __init__(
+        self, connect_timeout: float = 5.0, sink: Sink = accesslog.emit, allow_loopback: bool | None = None
+    ):
         self.connect_timeout = connect_timeout
         self.sink = sink
+        self.allow_loopback = allow_loopback  # None: only when listening on a loopback address
+        self._ports: set[int] = set()
         self._open: dict[asyncio.Task, list[asyncio.StreamWriter]] = {}
 
     async def start(self, host: str = "0.0.0.0", port: int = 1080) -> asyncio.Server:
-        return await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        self._ports.update(sock.getsockname()[1] for sock in server.sockets)
+        if self.allow_loopback is None:
+            self.allow_loopback = host == "localhost" or _is_loopback(host)
+        return server
+
+    def refusal(self, address: str, port: int) -> str | None:
+        """Why the gateway will not connect to ``address:port``, or None."""
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if port in self._ports and (ip.is_loopback or ip.is_unspecified or _is_local(str(ip))):
+            return "that is the gateway itself"
+        if ip.is_unspecified:
+            return "unspecified address"
+        if ip.is_loopback and not self.allow_loopback:
+            return "loopback address"
+        if ip.is_link_local:
+            return "link-local address"
+        return None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -200,11 +227,24 @@ class Gateway:
         return None
 
     async def _connect(self, request: ConnectRequest) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Resolve, vet every address, connect to the first permitted one that answers (the vetted
+        address itself, so a second DNS answer cannot differ)."""
         target = f"{request.host}:{request.port}"
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(request.host, request.port), self.connect_timeout
-            )
+            async with asyncio.timeout(self.connect_timeout):
+                addresses = await resolve(request.host, request.port)
+                permitted = [a for a in addresses if not self.refusal(a, request.port)]
+                if not permitted:
+                    reason = self.refusal(addresses[0], request.port) if addresses else "no address"
+                    raise TunnelError(403, f"refusing to connect to {target}: {reason}")
+                failure: OSError | None = None
+                for address in permitted:
+                    try:
+                        return await asyncio.open_connection(address, request.port)
+                    except OSError as exc:
+                        failure = exc
+                assert failure is not None
+                raise failure
         except TimeoutError:
             raise TunnelError(
                 504, f"connecting to {target} timed out after {self.connect_timeout:g}s"
@@ -296,6 +336,31 @@ def _keepalive(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses of ``host``, in resolver order, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=256)
+def _is_local(ip: str) -> bool:
+    """Whether ``ip`` is one of this host's own addresses (only those can be bound)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((ip, 0))
+        return True
+    except OSError:
+        return False
 
 
 def _reason(exc: OSError) -> str:

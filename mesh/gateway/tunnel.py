@@ -9,12 +9,14 @@ A sidecar opens one TCP connection to the gateway (port 1080) per client connect
     \r\n
 
 The gateway answers ``HTTP/1.1 200 Connection Established`` and then relays bytes both ways, or
-an error status and closes: 400 (not a well-formed CONNECT), 405 (another method), 502 (upstream
-refused or unresolvable), 504 (upstream timed out).
+an error status and closes: 400 (not a well-formed CONNECT), 403 (a destination the gateway
+refuses: itself, loopback, link-local), 405 (another method), 502 (upstream refused or
+unresolvable), 504 (upstream timed out).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 GATEWAY_PORT = 1080
@@ -22,6 +24,8 @@ SOURCE_HEADER = "X-Egress-Mesh-Source"
 PROTOCOL_HEADER = "X-Egress-Mesh-Protocol"
 MAX_HEAD = 8192
 ESTABLISHED = b"HTTP/1.1 200 Connection Established\r\n\r\n"
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class TunnelError(ValueError):
@@ -55,6 +59,8 @@ class ConnectRequest:
         except UnicodeDecodeError:
             raise TunnelError(400, "request head is not ASCII") from None
         lines = text.split("\r\n")
+        if any(_CONTROL.search(line) for line in lines):
+            raise TunnelError(400, "control character in the request head")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise TunnelError(400, f"malformed request line {lines[0]!r}")
@@ -62,7 +68,7 @@ class ConnectRequest:
         if method != "CONNECT":
             raise TunnelError(405, f"only CONNECT is served here, not {method}")
         host, sep, port_text = target.rpartition(":")
-        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not sep or not _HOST.match(host) or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise TunnelError(400, f"CONNECT target must be host:port, got {target!r}")
         headers = {}
         for line in lines[1:]:
@@ -81,7 +87,13 @@ class ConnectRequest:
 
 
 def error_response(status: int, reason: str) -> bytes:
-    phrases = {400: "Bad Request", 405: "Method Not Allowed", 502: "Bad Gateway", 504: "Gateway Timeout"}
+    phrases = {
+        400: "Bad Request",
+        403: "Forbidden",
+        405: "Method Not Allowed",
+        502: "Bad Gateway",
+        504: "Gateway Timeout",
+    }
     body = (reason + "\n").encode()
     return (
         f"HTTP/1.1 {status} {phrases.get(status, 'Error')}\r\ncontent-type: text/plain\r\n"

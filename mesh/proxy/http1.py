@@ -19,6 +19,7 @@ from mesh.proxy.stream import HeadTooLarge, Inbound
 
 MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4096
+MAX_TRAILERS = 64 * 1024
 
 FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\nAccess denied"
 
@@ -31,6 +32,12 @@ def forbidden(method: str) -> bytes:
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/1\.[01]$")
 _STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})(?: .*)?$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs except HTAB
+_TARGET = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII only: no CTLs, spaces or raw non-ASCII
+# Strict chunk-size line: at most 15 hex digits (no 0x, sign, underscore, overflow), optional
+# extensions of visible characters, CRLF. Anything laxer lets a lenient upstream split the body
+# differently from us (request smuggling past the per-request decision).
+_CHUNK_LINE = re.compile(rb"^([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\r\n$")
 
 
 class BadMessage(ValueError):
@@ -93,6 +100,8 @@ def _parse_head(raw: bytes) -> Head:
         name, sep, value = line.partition(":")
         if not sep or not _TOKEN.match(name):
             raise BadMessage(f"malformed header line {line[:80]!r}")
+        if _CONTROL.search(value):
+            raise BadMessage(f"control character in header {name[:40]!r}")
         headers.append((name, value.strip(" \t")))
     return Head(lines[0], headers, raw)
 
@@ -112,7 +121,12 @@ def _content_length(head: Head) -> int | None:
 def parse_request(raw: bytes) -> Request:
     head = _parse_head(raw)
     parts = head.start.split(" ")
-    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1] or not _VERSION.match(parts[2]):
+    if (
+        len(parts) != 3
+        or not _TOKEN.match(parts[0])
+        or not _TARGET.match(parts[1])
+        or not _VERSION.match(parts[2])
+    ):
         raise BadMessage(f"bad request line {head.start[:80]!r}")
     method, target, version = parts
     if method == "CONNECT":
@@ -227,11 +241,10 @@ async def _relay_chunked(src: Inbound, dst: asyncio.StreamWriter | None) -> None
             line = await src.read_until(b"\r\n", MAX_CHUNK_LINE)
             if line is None:
                 raise asyncio.IncompleteReadError(b"", None)
-            size_text = line[:-2].split(b";")[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadMessage(f"bad chunk size {size_text[:20]!r}") from None
+            match = _CHUNK_LINE.match(line)
+            if not match:
+                raise BadMessage(f"bad chunk size line {line[:40]!r}")
+            size = int(match.group(1), 16)
             await _write(dst, line)
             if size == 0:
                 break
@@ -239,15 +252,29 @@ async def _relay_chunked(src: Inbound, dst: asyncio.StreamWriter | None) -> None
             if await src.read_exactly(2) != b"\r\n":
                 raise BadMessage("chunk not followed by CRLF")
             await _write(dst, b"\r\n")
+        total = 0
         while True:  # trailers, up to the empty line
             line = await src.read_until(b"\r\n", MAX_HEAD)
             if line is None:
                 raise asyncio.IncompleteReadError(b"", None)
+            total += len(line)
+            if total > MAX_TRAILERS:
+                raise BadMessage(f"trailers larger than {MAX_TRAILERS} bytes")
+            if line != b"\r\n":
+                _check_field_line(line[:-2])
             await _write(dst, line)
             if line == b"\r\n":
                 return
     except HeadTooLarge:
         raise BadMessage("chunk line too long") from None
+
+
+def _check_field_line(line: bytes) -> None:
+    """A trailer must be a header line as strict as those in the head."""
+    text = line.decode("latin-1")
+    name, sep, value = text.partition(":")
+    if not sep or not _TOKEN.match(name) or _CONTROL.search(value) or text[:1] in (" ", "\t"):
+        raise BadMessage(f"malformed trailer line {text[:80]!r}")
 
 
 async def _write(dst: asyncio.StreamWriter | None, data: bytes) -> None:

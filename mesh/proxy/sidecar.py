@@ -25,6 +25,8 @@ PROXY_PORT = 15001
 SNIFF_TIMEOUT = 0.5  # a client that says nothing this long is treated as plain TCP
 HELLO_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
+REQUEST_HEAD_TIMEOUT = 10.0  # from the first byte of a request head to its empty line (slowloris)
+KEEPALIVE_IDLE_TIMEOUT = 120.0  # an HTTP connection with no request this long is closed
 LINGER_SECONDS = 1.0
 _METHOD = re.compile(rb"^[A-Z]{1,16}")
 
@@ -48,7 +50,9 @@ class Sidecar:
         self.original_destination = original_destination
         self.server: asyncio.Server | None = None
         self.listen_port = port
-        self.active: set[asyncio.StreamWriter] = set()
+        self.head_timeout = REQUEST_HEAD_TIMEOUT
+        self.idle_timeout = KEEPALIVE_IDLE_TIMEOUT
+        self.connections: set[ClientConnection] = set()
 
     async def apply(self, config: ProxyConfig) -> None:
         if self.identity and config.identity != self.identity:
@@ -64,6 +68,16 @@ class Sidecar:
             gateway=str(config.gateway) if config.gateway else None,
         )
         await self.sync_listener()
+        self.recheck_connections()
+
+    def recheck_connections(self) -> None:
+        """Fail closed on a new config: close every connection it no longer allows (all of them
+        when egress is disabled); HTTP requests are decided one by one anyway."""
+        for connection in list(self.connections):
+            reason = connection.denied_now()
+            if reason:
+                emit("connection_closed", client=connection.client, reason=f"config changed: {reason}")
+                connection.abort()
 
     async def sync_listener(self) -> None:
         """Open the listener unless egress is disabled; close it when it is."""
@@ -90,12 +104,12 @@ class Sidecar:
         if self.server is not None:
             self.server.close()
             self.server = None
-        for writer in list(self.active):
-            writer.close()
+        for connection in list(self.connections):
+            connection.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.active.add(writer)
         connection = ClientConnection(self, reader, writer)
+        self.connections.add(connection)
         try:
             await connection.run()
         except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
@@ -105,7 +119,7 @@ class Sidecar:
         except Exception as exc:  # a bug must cost one connection, not the proxy
             emit("connection_error", client=connection.client, reason=repr(exc))
         finally:
-            self.active.discard(writer)
+            self.connections.discard(connection)
             connection.close()
             writer.close()
 
@@ -120,10 +134,25 @@ class ClientConnection:
         self.dst_ip = ""
         self.dst_port = 0
         self.upstreams: set[Upstream] = set()
+        self.relaying: tuple[Protocol, str | None] | None = None  # set once bytes flow unparsed
 
     def close(self) -> None:
         for upstream in self.upstreams:
             upstream.close()
+
+    def abort(self) -> None:
+        self.close()
+        self.writer.close()
+
+    def denied_now(self) -> str | None:
+        """Why the current config would not allow this connection any more, or None."""
+        if self.config.mode == Mode.DISABLED:
+            return "egress disabled"
+        if self.relaying is None:
+            return None
+        protocol, name = self.relaying
+        decision = decide(self.config, protocol, self.dst_port, self.dst_ip, name)
+        return None if decision.allowed else decision.reason
 
     @property
     def config(self) -> ProxyConfig:
@@ -195,9 +224,7 @@ class ClientConnection:
         key = (decision.target, self.dst_port, decision.gateway)
         if decision.gateway:
             request = ConnectRequest(decision.target, self.dst_port, str(self.config.identity), str(protocol))
-            src, writer = await open_tunnel(
-                decision.gateway, request, self.sidecar.gateway_timeout, self.sidecar.connect_timeout
-            )
+            src, writer = await open_tunnel(decision.gateway, request, self.sidecar.gateway_timeout)
         else:
             src, writer = await open_direct(decision.target, self.dst_port, self.sidecar.connect_timeout)
         upstream = Upstream(key, src, writer)
@@ -226,10 +253,15 @@ class ClientConnection:
         try:
             while True:
                 try:
-                    raw = await http1.read_head(self.src)
+                    raw = await self.read_request_head()
                     if raw is None:
                         return
                     request = http1.parse_request(raw)
+                except TimeoutError:
+                    reason = f"request head not complete within {self.sidecar.head_timeout:g}s"
+                    self.log(Protocol.HTTP, None, Decision(False, reason))
+                    await self.answer_and_close(http1.status_response(408, "Request Timeout", reason))
+                    return
                 except http1.BadMessage as exc:
                     self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
                     await self.answer_and_close(
@@ -271,6 +303,19 @@ class ClientConnection:
             if upstream is not None:
                 upstream.close()
 
+    async def read_request_head(self) -> bytes | None:
+        """The next request head; None when the client ends or idles out between requests.
+        Raises TimeoutError when a started head trickles in too slowly."""
+        if not self.src.buffer:
+            try:
+                async with asyncio.timeout(self.sidecar.idle_timeout):
+                    if not await self.src.fill():
+                        return None
+            except TimeoutError:
+                return None
+        async with asyncio.timeout(self.sidecar.head_timeout):
+            return await http1.read_head(self.src)
+
     async def exchange(self, request: http1.Request, upstream: Upstream) -> tuple[bool, bool]:
         """Forward one request and relay its response; returns (keep client, keep upstream)."""
         first, remaining = http1.with_buffered_body(
@@ -295,6 +340,14 @@ class ClientConnection:
                         raise http1.BadMessage("upstream closed the connection without answering")
                     response = http1.parse_response(raw, request.method)
                 except (http1.BadMessage, asyncio.IncompleteReadError, OSError) as exc:
+                    bad_body = body is not None and body.done() and not body.cancelled() and body.exception()
+                    if isinstance(bad_body, http1.BadMessage):
+                        self.log(Protocol.HTTP, request.host, Decision(False, f"bad request: {bad_body}"))
+                        if not answered:
+                            await self.answer_and_close(
+                                http1.status_response(400, "Bad Request", f"bad request: {bad_body}")
+                            )
+                        return False, False
                     if not answered:
                         emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
                         reply = http1.status_response(502, "Bad Gateway", f"bad upstream response: {exc}")
@@ -305,6 +358,7 @@ class ClientConnection:
                     break
                 await self.answer(raw)
                 if response.status == 101:
+                    self.relaying = (Protocol.HTTP, request.host)
                     await splice(self.src, self.writer, upstream.src, upstream.writer)
                     return False, False
             first, remaining = http1.with_buffered_body(upstream.src, raw, response.framing, response.length)
@@ -331,20 +385,21 @@ class ClientConnection:
         decision = decide(self.config, Protocol.HTTPS, self.dst_port, self.dst_ip, name)
         self.log(Protocol.HTTPS, name, decision, sni=sni)
         if decision.allowed:
-            await self.relay(decision, Protocol.HTTPS)
+            await self.relay(decision, Protocol.HTTPS, name)
 
     async def serve_tcp(self) -> None:
         decision = decide(self.config, Protocol.TCP, self.dst_port, self.dst_ip, None)
         self.log(Protocol.TCP, None, decision)
         if decision.allowed:
-            await self.relay(decision, Protocol.TCP)
+            await self.relay(decision, Protocol.TCP, None)
 
-    async def relay(self, decision: Decision, protocol: Protocol) -> None:
+    async def relay(self, decision: Decision, protocol: Protocol, name: str | None) -> None:
         try:
             upstream = await self.open_upstream(decision, protocol)
         except UpstreamError as exc:
             emit("upstream_error", client=self.client, host=decision.target, reason=str(exc))
             return
+        self.relaying = (protocol, name)
         try:
             await splice(self.src, self.writer, upstream.src, upstream.writer)
         finally:

@@ -69,7 +69,11 @@ class _Cursor:
 
 
 def server_name(hello: bytes) -> str | None:
-    """The host_name from the server_name extension, or None when there is none."""
+    """The host_name from the server_name extension, or None when there is none.
+
+    A ClientHello with two server_name extensions or two host_names is refused (RFC 6066 forbids
+    both): we and the server could pick different names, and only one of them was checked.
+    """
     cur = _Cursor(hello)
     cur.take(2 + 32)  # legacy_version, random
     cur.vector(1)  # legacy_session_id
@@ -78,19 +82,26 @@ def server_name(hello: bytes) -> str | None:
     if cur.pos == len(hello):
         return None
     extensions = _Cursor(cur.vector(2))
+    found: str | None = None
+    seen = False
     while extensions.pos < len(extensions.data):
         kind = extensions.number(2)
         body = extensions.vector(2)
         if kind != SERVER_NAME:
             continue
+        if seen:
+            raise NotClientHello("more than one server_name extension")
+        seen = True
         names = _Cursor(_Cursor(body).vector(2))
         while names.pos < len(names.data):
             name_type = names.number(1)
             name = names.vector(2)
-            if name_type == 0:
-                try:
-                    return name.decode("ascii")
-                except UnicodeDecodeError:
-                    raise NotClientHello("SNI host_name is not ASCII") from None
-        return None
-    return None
+            if name_type != 0:
+                continue
+            if found is not None:
+                raise NotClientHello("more than one SNI host_name")
+            try:
+                found = name.decode("ascii")
+            except UnicodeDecodeError:
+                raise NotClientHello("SNI host_name is not ASCII") from None
+    return found

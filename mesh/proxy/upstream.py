@@ -38,22 +38,22 @@ async def open_direct(host: str, port: int, timeout: float) -> tuple[Inbound, as
 
 
 async def open_tunnel(
-    gateway: Endpoint, request: ConnectRequest, connect_timeout: float, answer_timeout: float
+    gateway: Endpoint, request: ConnectRequest, timeout: float
 ) -> tuple[Inbound, asyncio.StreamWriter]:
-    """CONNECT through the gateway; the gateway must accept within the timeouts."""
+    """CONNECT through the gateway; connecting *and* the gateway's answer must fit in ``timeout``
+    (a gateway that accepts and then hangs counts as unreachable)."""
+    writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(gateway.host, gateway.port), connect_timeout
-        )
-    except (TimeoutError, OSError):
-        raise UpstreamError(f"egress gateway unreachable ({gateway})", True) from None
-    src = Inbound(reader)
-    try:
-        writer.write(request.encode())
-        head = await asyncio.wait_for(src.read_until(b"\r\n\r\n", MAX_HEAD), answer_timeout)
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+            src = Inbound(reader)
+            writer.write(request.encode())
+            head = await src.read_until(b"\r\n\r\n", MAX_HEAD)
     except (TimeoutError, OSError, HeadTooLarge, asyncio.IncompleteReadError):
-        writer.close()
-        raise UpstreamError(f"egress gateway {gateway} did not answer the tunnel request", True) from None
+        if writer is not None:
+            writer.close()
+        message = f"egress gateway unreachable ({gateway}): no tunnel within {timeout:g}s"
+        raise UpstreamError(message, True) from None
     status_line = (head or b"").split(b"\r\n", 1)[0].decode("latin-1")
     if not status_line.startswith(("HTTP/1.1 200", "HTTP/1.0 200")):
         writer.close()
