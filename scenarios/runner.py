@@ -14,7 +14,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -443,15 +443,9 @@ class Runner:
 
         def before_sleep(state: Any) -> None:
             failed = state.outcome.result()
-            interim = StepResult(
-                scenario=scenario.name,
-                index=step.index,
-                kind=step.kind,
-                title=step.title,
-                narration=step.narration,
-                kubectl=result.kubectl,
+            interim = replace(
+                result,
                 command=failed.command,
-                expected=result.expected,
                 actual=failed.actual,
                 problems=failed.problems,
                 output=failed.output,
