@@ -39,6 +39,9 @@ spec:
     namespace: egress-gateway
 """
 ARTICLE_MANIFESTS = EGRESS_HTTPBIN_80 + "---\n" + EGRESS_GATEWAY
+#: the sidecar's answer to a request no Egress allows, head as the article prints it, then its 13-byte body
+DENIED_HEAD = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\n"
+DENIED_BODY = "Access denied"
 
 
 def httpbin_80() -> dict[str, Any]:

@@ -15,6 +15,7 @@ import yaml
 
 from scenarios import demo
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster, MeshOptions, OpResult
+from tests.article import DENIED_BODY, DENIED_HEAD
 
 ANSI = re.compile(r"\x1b[\[\]()]")
 CURL_POD_IP = "10.42.0.17"
@@ -89,8 +90,7 @@ class ArticleCluster(Cluster):
             return "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\n" + (
                 "200 OK" if body else ""
             )
-        denied = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\n"
-        return denied + ("Access denied" if body else "")
+        return DENIED_HEAD + (DENIED_BODY if body else "")
 
     def exec(self, namespace: str, selector: str, container: str, argv: Sequence[str]) -> OpResult:
         command = "docker exec egress-mesh-curl-curl " + " ".join(argv)

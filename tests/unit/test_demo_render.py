@@ -12,6 +12,7 @@ import pytest
 from scenarios import demo_matrix, demo_report
 from scenarios.demo_model import DemoRun, Outcome, ScenarioView, StepView, request_outcomes
 from scenarios.demo_render import LiveRenderer, make_console, pretty_json
+from tests.article import DENIED_BODY, DENIED_HEAD
 
 ANSI = re.compile(r"\x1b\[|\x1b\]|\x1b[()]")
 CURL = (
@@ -20,7 +21,7 @@ CURL = (
 )
 OK_JSON = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 571\r\n\r\n"
 OK_TEXT = "HTTP/1.1 200 OK\r\ncontent-length: 6\r\ncontent-type: text/plain\r\n\r\n"
-DENIED = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\nAccess denied"
+DENIED = DENIED_HEAD + DENIED_BODY
 STARTED = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 LOG_HTTPBIN = {
     "connection_id": "f34e0b0aa1034190",

@@ -12,6 +12,7 @@ import pytest
 from scenarios import __main__ as cli
 from scenarios.clusters import BACKENDS
 from scenarios.clusters.base import OpResult
+from tests.article import DENIED_HEAD as DENIED
 from tests.unit.test_scenario_fakes import FakeCluster
 
 CATALOG = [
@@ -45,7 +46,6 @@ steps:
         - status: 403
           headers: {content-length: "13"}
 """
-DENIED = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\n"
 ALLOWED = "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n"
 
 

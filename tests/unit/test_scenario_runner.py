@@ -9,11 +9,11 @@ import pytest
 from scenarios.clusters.base import OpResult, Unsupported
 from scenarios.format import parse
 from scenarios.runner import Observer, Runner, kubectl_command
+from tests.article import DENIED_HEAD as DENIED
 from tests.unit.test_scenario_fakes import FakeCluster
 
 CURL = {"namespace": "curl", "selector": "app=curl", "container": "curl"}
 OK = "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n"
-DENIED = "HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive\r\n\r\n"
 
 
 def scenario(*steps: dict, requires: list[str] | None = None):
