@@ -15,6 +15,7 @@ import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from scenarios.clusters.base import BackendOptions, MeshOptions, Unsupported
+from tests.article import EGRESS_GATEWAY, egress_text
 
 pytestmark = pytest.mark.docker
 
@@ -26,17 +27,6 @@ ARTICLE_CURL_URL = (
 ARTICLE_GATEWAY_URL = (
     "https://raw.githubusercontent.com/flomesh-io/osm-edge-docs/main/manifests/egress/egress-gateway.yaml"
 )
-EGRESS_GATEWAY = """
-kind: EgressGateway
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: global-egress-gateway
-  namespace: egress-gateway
-spec:
-  global:
-  - service: global-egress-gateway
-    namespace: egress-gateway
-"""
 INJECTION = "openservicemesh.io/sidecar-injection"
 PERMISSIVE = {"spec": {"traffic": {"enableEgress": True}}}
 
@@ -203,16 +193,8 @@ def test_gateway_logs_the_pods_own_ip(fresh):
 
 def test_invalid_egress_is_refused_with_the_field(fresh):
     fresh.run(["kubectl", "create", "namespace", "curl"])
-    bad = {
-        "apiVersion": "policy.openservicemesh.io/v1alpha1",
-        "kind": "Egress",
-        "metadata": {"name": "bad", "namespace": "curl"},
-        "spec": {
-            "sources": [{"kind": "ServiceAccount", "name": "curl", "namespace": "curl"}],
-            "hosts": ["httpbin.org"],
-            "ports": [{"number": 0, "protocol": "http"}],
-        },
-    }
+    bad = yaml.safe_load(egress_text(name="bad"))
+    bad["spec"]["ports"][0]["number"] = 0
     op = fresh.apply(yaml.safe_dump(bad))
     assert op.exit_code == 1
     assert "spec.ports[0].number" in op.stderr
