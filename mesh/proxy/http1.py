@@ -204,6 +204,8 @@ async def read_head(src: Inbound) -> bytes | None:
         return await src.read_until(b"\r\n\r\n", MAX_HEAD)
     except HeadTooLarge:
         raise BadMessage(f"head larger than {MAX_HEAD} bytes") from None
+    except asyncio.IncompleteReadError:
+        raise BadMessage("stream ended inside the head (lines must end with CRLF)") from None
 
 
 def with_buffered_body(src: Inbound, head: bytes, framing: Framing, length: int) -> tuple[bytes, int]:
