@@ -287,3 +287,82 @@ def test_cli_port_in_use_is_a_clear_error():
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- what the gateway refuses
+
+
+async def raw_connect(port: int, head: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    try:
+        return await asyncio.wait_for(reader.read(), 3)
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def public_gateway():
+    """A gateway listening on every address, as in a cluster: loopback destinations are refused."""
+    records: list[dict] = []
+    gw = Gateway(connect_timeout=0.5, sink=records.append)
+    server = await gw.start("0.0.0.0", 0)
+    gw.port = server.sockets[0].getsockname()[1]
+    gw.records = records
+    yield gw
+    server.close()
+    await gw.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "127.0.0.1:{upstream}",
+        "localhost:{upstream}",
+        "[::1]:{upstream}",
+        "127.0.0.1:{gateway}",
+        "0.0.0.0:{upstream}",
+        "169.254.169.254:80",
+    ],
+)
+async def test_gateway_in_a_cluster_refuses_itself_loopback_and_link_local(
+    public_gateway, upstream, target, monkeypatch
+):
+    real_open = asyncio.open_connection
+
+    async def loopback_only(host, port, **kwargs):  # a regression must not send a packet elsewhere
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ConnectionRefusedError(111, "test: only loopback may be dialled")
+        return await real_open(host, port, **kwargs)
+
+    monkeypatch.setattr(asyncio, "open_connection", loopback_only)
+    target = target.format(upstream=upstream, gateway=public_gateway.port)
+    answer = await raw_connect(
+        public_gateway.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert public_gateway.records[-1]["destination_address"] is None
+
+
+async def test_gateway_on_loopback_still_refuses_itself(gateway, upstream):
+    own = f"127.0.0.1:{gateway.port}"
+    assert (await raw_connect(gateway.port, f"CONNECT {own} HTTP/1.1\r\n\r\n".encode())).startswith(
+        b"HTTP/1.1 403 Forbidden\r\n"
+    )
+    _, _, status = await open_tunnel(gateway, "127.0.0.1", upstream)
+    assert status.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"CONNECT evil\x00.test:80 HTTP/1.1\r\n\r\n",
+        b"CONNECT evil.test/x:80 HTTP/1.1\r\n\r\n",
+        b"CONNECT a@evil.test:80 HTTP/1.1\r\n\r\n",
+        b"CONNECT evil.test:80 HTTP/1.1\r\nX-Egress-Mesh-Source: curl/curl\nX-Injected: 1\r\n\r\n",
+        b"CONNECT evil.test:80 HTTP/1.1\r\nX-Egress-Mesh-Source: curl\x0b/curl\r\n\r\n",
+    ],
+)
+async def test_gateway_refuses_control_characters_and_odd_targets_with_400(gateway, head):
+    assert (await raw_connect(gateway.port, head)).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert gateway.records == []
