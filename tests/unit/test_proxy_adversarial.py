@@ -363,3 +363,11 @@ async def test_non_tls_or_oversized_hello_on_an_https_port_is_closed(sidecar, or
     await policy(sidecar, origin, Protocol.HTTPS)
     assert await exchange(sidecar, payload) == b""
     assert origin.connections == 0
+
+
+async def test_denied_upgrade_request_does_not_switch_protocols(sidecar, origin):
+    await policy(sidecar, origin)
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: evil.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    after = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    assert await exchange(sidecar, upgrade + after) == http1.FORBIDDEN + OK  # still parsed as HTTP
+    assert b"evil.test" not in origin.received
