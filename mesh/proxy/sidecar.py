@@ -313,6 +313,8 @@ class ClientConnection:
                         return None
             except TimeoutError:
                 return None
+        if b"\r\n\r\n" in self.src.buffer:  # the usual case: no timer needed
+            return await http1.read_head(self.src)
         async with asyncio.timeout(self.sidecar.head_timeout):
             return await http1.read_head(self.src)
 
