@@ -91,6 +91,7 @@ def inject_pod(
     result = copy.deepcopy(dict(pod))
     if injection_skip_reason(pod, namespace):
         return result
+    _refuse_proxy_uid(result, settings.proxy_uid)
     meta = result.setdefault("metadata", {})
     annotations = meta.get("annotations") or {}
     exclusions = effective_exclusions(settings.exclusions, annotations)
@@ -120,6 +121,20 @@ def inject_workload(
     if isinstance(spec.get("template"), Mapping):
         spec["template"] = inject_pod(spec["template"], settings, namespace)
     return result
+
+
+def _refuse_proxy_uid(pod: Mapping[str, Any], proxy_uid: int) -> None:
+    """The interception rules let the sidecar's UID out unredirected, so an app running as that
+    UID would bypass the mesh: refuse such pods rather than inject them."""
+    spec = pod.get("spec") or {}
+    pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
+    for container in spec.get("containers") or ():
+        uid = (container.get("securityContext") or {}).get("runAsUser", pod_uid)
+        if uid == proxy_uid:
+            raise InjectionError(
+                f"container {container.get('name')!r} runs as UID {proxy_uid}, the sidecar's UID, whose "
+                "traffic is not intercepted: run it as another user"
+            )
 
 
 def effective_exclusions(mesh: Exclusions, annotations: Mapping[str, Any]) -> Exclusions:

@@ -225,6 +225,26 @@ def test_admission_refuses_pod_with_bad_annotation_naming_it():
     assert "outbound-port-exclusion-list" in response["status"]["message"]
 
 
+@pytest.mark.parametrize(
+    "where, context",
+    [("pod", {"runAsUser": 1500}), ("container", {"runAsUser": 1500, "runAsNonRoot": True})],
+)
+def test_admission_refuses_an_app_running_as_the_sidecar_uid(where, context):
+    pod = curl_pod()
+    target = pod["spec"] if where == "pod" else pod["spec"]["containers"][0]
+    target["securityContext"] = context
+    response = admission_review(review(pod), SETTINGS, MONITORED)["response"]
+    assert response["allowed"] is False
+    assert "'curl' runs as UID 1500" in response["status"]["message"]
+
+
+def test_container_uid_overrides_a_pod_uid_of_1500():
+    pod = curl_pod()
+    pod["spec"]["securityContext"] = {"runAsUser": 1500}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsUser": 1000}
+    assert "sidecar" in containers(inject_pod(pod, SETTINGS))
+
+
 @pytest.mark.parametrize("version", ["1.30.0", "1.33.0", "1.37.0"])
 def test_injected_objects_are_valid_kubernetes(version):
     import kubernetes_validate
