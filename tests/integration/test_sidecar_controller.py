@@ -9,62 +9,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.article import DENIED_HEAD, EGRESS_GATEWAY, EGRESS_HTTPBIN_80, meshconfig_yaml
+from tests.integration.helpers import write_atomically as write
 from tests.integration.netns import POD_IP, PROXY_UID, WORLD_IP, wait_until
 
 pytestmark = pytest.mark.root
 
-FORBIDDEN_HEAD = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 13\r\nconnection: keep-alive"
-
-
-def meshconfig(enable_egress: bool) -> str:
-    return f"""apiVersion: config.openservicemesh.io/v1alpha2
-kind: MeshConfig
-metadata:
-  name: osm-mesh-config
-  namespace: osm-system
-spec:
-  traffic:
-    enableEgress: {str(enable_egress).lower()}
-"""
-
-
-EGRESS = """kind: Egress
-apiVersion: policy.openservicemesh.io/v1alpha1
-metadata:
-  name: httpbin-80
-  namespace: curl
-spec:
-  sources:
-  - kind: ServiceAccount
-    name: curl
-    namespace: curl
-  hosts:
-  - httpbin.org
-  ports:
-  - number: 80
-    protocol: http
-"""
-
-EGRESS_GATEWAY = """apiVersion: policy.openservicemesh.io/v1alpha1
-kind: EgressGateway
-metadata:
-  name: global-egress-gateway
-  namespace: curl
-spec:
-  global:
-    - service: global-egress-gateway
-      namespace: egress-gateway
-"""
-
-
-def write(path: Path, text: str) -> None:
-    staging = path.with_name("." + path.name + ".tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
+FORBIDDEN_HEAD = DENIED_HEAD.rstrip("\r\n").encode()
 
 
 def request_records(gateway) -> list[dict]:
@@ -89,7 +43,7 @@ def test_article_matrix_through_the_controller(mesh_netns, gateway):
         pytest.skip("mesh-controller run does not exist yet")
     manifests = mesh_netns.tmp / f"manifests-{os.urandom(4).hex()}"
     manifests.mkdir()
-    write(manifests / "meshconfig.yaml", meshconfig(False))
+    write(manifests / "meshconfig.yaml", meshconfig_yaml(False))
     argv = [sys.executable, "-m", "mesh.controller", "run", "--source", "directory",
             "--manifests", str(manifests), "--host", WORLD_IP, "--port", "15128",
             "--webhook-port", "0", "--poll-interval", "0.2"]  # fmt: skip
@@ -105,15 +59,15 @@ def test_article_matrix_through_the_controller(mesh_netns, gateway):
         wait_until(lambda: any(r.get("event") == "config" for r in sidecar.records()), what="a first config")
         assert curl_both(mesh_netns) == [b"exit 7"]  # row 0
 
-        write(manifests / "meshconfig.yaml", meshconfig(True))
+        write(manifests / "meshconfig.yaml", meshconfig_yaml(True))
         expect([b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"], "row 1: passthrough, permissive")
 
-        write(manifests / "meshconfig.yaml", meshconfig(False))
-        write(manifests / "egress.yaml", EGRESS)
+        write(manifests / "meshconfig.yaml", meshconfig_yaml(False))
+        write(manifests / "egress.yaml", EGRESS_HTTPBIN_80)
         expect([b"HTTP/1.1 200 OK", FORBIDDEN_HEAD], "row 2: passthrough, policy")
         assert not request_records(gateway)
 
-        write(manifests / "meshconfig.yaml", meshconfig(True))
+        write(manifests / "meshconfig.yaml", meshconfig_yaml(True))
         (manifests / "egress.yaml").unlink()
         write(manifests / "gateway.yaml", EGRESS_GATEWAY)
         wait_until(
@@ -126,8 +80,8 @@ def test_article_matrix_through_the_controller(mesh_netns, gateway):
         ]
         assert logged[-2:] == [("httpbin.org", "HEAD", POD_IP), ("httpstat.us", "HEAD", POD_IP)]
 
-        write(manifests / "meshconfig.yaml", meshconfig(False))
-        write(manifests / "egress.yaml", EGRESS)
+        write(manifests / "meshconfig.yaml", meshconfig_yaml(False))
+        write(manifests / "egress.yaml", EGRESS_HTTPBIN_80)
         expect([b"HTTP/1.1 200 OK", FORBIDDEN_HEAD], "row 4: gateway, policy")
         before = len(request_records(gateway))
         assert curl_both(mesh_netns) == [b"HTTP/1.1 200 OK", FORBIDDEN_HEAD]
