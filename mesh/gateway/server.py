@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from mesh.gateway import accesslog, tlssni
+from mesh.gateway import accesslog
 from mesh.gateway.httpstream import HttpObserver, looks_like_http
 from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
+from mesh.proxy import tls
 
 log = logging.getLogger("mesh.gateway")
 
@@ -93,18 +94,18 @@ class Inspector:
         assert request is not None
         if request.protocol != "https" and looks_like_http(data):
             self._http = HttpObserver(default_host=request.host)
-        elif request.protocol == "https" or tlssni.looks_like_tls(data):
+        elif request.protocol == "https" or tls.looks_like_tls(data):
             self._tls_buffer = bytearray()
 
     def _read_sni(self, data: bytes) -> None:
         assert self._tls_buffer is not None
         self._tls_buffer += data
         try:
-            self._tunnel.server_names = tlssni.server_names(bytes(self._tls_buffer))
-        except tlssni.NeedMore:
-            if len(self._tls_buffer) <= tlssni.MAX_CLIENT_HELLO:
-                return
-        except ValueError:
+            name = tls.server_name(tls.client_hello(bytes(self._tls_buffer)))
+            self._tunnel.server_names = [name.lower().rstrip(".")] if name else []
+        except tls.NeedMore:
+            return
+        except tls.NotClientHello:
             pass
         self._tls_buffer = None
 

@@ -22,21 +22,29 @@ def looks_like_tls(first: bytes) -> bool:
     return len(first) >= 2 and first[0] == HANDSHAKE and first[1] == 0x03
 
 
-async def read_client_hello(src: Inbound) -> bytes:
-    """The ClientHello handshake body (after its 4-byte header), left in ``src.buffer``."""
+class NeedMore(NotClientHello):
+    """``data`` is a valid beginning of a ClientHello: ``total`` bytes are needed to go on."""
+
+    def __init__(self, total: int):
+        super().__init__(f"ClientHello incomplete, {total} bytes needed")
+        self.total = total
+
+
+def client_hello(data: bytes) -> bytes:
+    """The ClientHello handshake body (after its 4-byte header) from the first bytes a client sent,
+    reassembled across TLS records. Raises NeedMore while ``data`` is too short, NotClientHello
+    when it is not a ClientHello (or one over MAX_HELLO bytes)."""
     offset = 0
     handshake = bytearray()
     while offset <= MAX_HELLO:
-        header = await src.peek(offset + 5)
-        if len(header) < offset + 5:
-            raise NotClientHello("connection ended inside the ClientHello")
-        if header[offset] != HANDSHAKE:
-            raise NotClientHello(f"TLS record type {header[offset]} is not a handshake")
-        length = int.from_bytes(header[offset + 3 : offset + 5], "big")
-        record = await src.peek(offset + 5 + length)
-        if len(record) < offset + 5 + length:
-            raise NotClientHello("connection ended inside the ClientHello")
-        handshake += record[offset + 5 :]
+        if len(data) < offset + 5:
+            raise NeedMore(offset + 5)
+        if data[offset] != HANDSHAKE:
+            raise NotClientHello(f"TLS record type {data[offset]} is not a handshake")
+        length = int.from_bytes(data[offset + 3 : offset + 5], "big")
+        if len(data) < offset + 5 + length:
+            raise NeedMore(offset + 5 + length)
+        handshake += data[offset + 5 : offset + 5 + length]
         offset += 5 + length
         if len(handshake) >= 4:
             if handshake[0] != CLIENT_HELLO:
@@ -47,6 +55,18 @@ async def read_client_hello(src: Inbound) -> bytes:
             if len(handshake) >= need:
                 return bytes(handshake[4:need])
     raise NotClientHello("ClientHello too large")
+
+
+async def read_client_hello(src: Inbound) -> bytes:
+    """The ClientHello handshake body, read from ``src`` and left in ``src.buffer``."""
+    data = await src.peek(5)
+    while True:
+        try:
+            return client_hello(data)
+        except NeedMore as more:
+            data = await src.peek(more.total)
+            if len(data) < more.total:
+                raise NotClientHello("connection ended inside the ClientHello") from None
 
 
 class _Cursor:

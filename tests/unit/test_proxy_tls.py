@@ -4,7 +4,8 @@ import ssl
 import pytest
 
 from mesh.proxy.stream import Inbound
-from mesh.proxy.tls import NotClientHello, looks_like_tls, read_client_hello, server_name
+from mesh.proxy.tls import MAX_HELLO, NeedMore, NotClientHello, looks_like_tls, read_client_hello, server_name
+from mesh.proxy.tls import client_hello as tls_client_hello
 
 
 def client_hello(sni: str | None) -> bytes:
@@ -69,3 +70,18 @@ def test_truncated_hello_body():
     hello = client_hello("a.example")
     with pytest.raises(NotClientHello):
         server_name(hello[9:60])
+
+
+def test_partial_client_hello_asks_for_more_bytes():
+    hello = client_hello("httpbin.org")
+    with pytest.raises(NeedMore) as more:
+        tls_client_hello(hello[:60])
+    assert more.value.total == len(hello)
+    assert server_name(tls_client_hello(hello)) == "httpbin.org"
+
+
+def test_oversized_client_hello_is_refused_without_waiting_for_it():
+    huge = b"\x16\x03\x01\x00\x04" + b"\x01" + (MAX_HELLO).to_bytes(3, "big")
+    with pytest.raises(NotClientHello, match="too large") as refused:
+        tls_client_hello(huge)
+    assert not isinstance(refused.value, NeedMore)
