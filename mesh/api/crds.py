@@ -14,15 +14,16 @@ from typing import Any
 
 import yaml
 
-from mesh.api.resources import MESHCONFIG_API, POLICY_API
+from mesh.api.resources import MESHCONFIG_API, POLICY_API, SMI_SPECS_API
 
-CRD_FILES = ("meshconfig.yaml", "egress.yaml", "egressgateway.yaml")
+CRD_FILES = ("meshconfig.yaml", "egress.yaml", "egressgateway.yaml", "httproutegroup.yaml")
 
 #: (apiVersion, kind) of every custom resource the mesh defines
 KINDS: tuple[tuple[str, str], ...] = (
     (MESHCONFIG_API, "MeshConfig"),
     (POLICY_API, "Egress"),
     (POLICY_API, "EgressGateway"),
+    (SMI_SPECS_API, "HTTPRouteGroup"),
 )
 
 
@@ -33,7 +34,7 @@ def _load() -> tuple[dict[str, Any], ...]:
 
 
 def crds() -> list[dict[str, Any]]:
-    """Fresh copies of the CRD manifests (MeshConfig, Egress, EgressGateway)."""
+    """Fresh copies of the CRD manifests (MeshConfig, Egress, EgressGateway, HTTPRouteGroup)."""
     return copy.deepcopy(list(_load()))
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -84,6 +85,20 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class RequestMatch:
+    """One HTTP request pattern (from an HTTPRouteGroup entry); every given field must match.
+
+    ``path_regex`` must match the whole path without the query string (None: any path);
+    ``methods`` lists the allowed methods (empty or ``*``: any); ``headers`` maps a header name
+    (case-insensitive) to a regular expression the whole value must match.
+    """
+
+    path_regex: str | None = None
+    methods: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, value regex), sorted
+
+
+@dataclass(frozen=True)
 class Rule:
     """One allowed destination set.
 
@@ -92,6 +107,9 @@ class Rule:
     ``https`` (TLS SNI). ``cidrs`` apply to the destination address, for any protocol.
     ``gateway`` is where allowed traffic of this rule goes (None: straight out).
     ``egress`` names the Egress resource (``namespace/name``) the rule came from, for logs.
+    ``matches`` (http rules only) restrict which requests the rule allows: empty when
+    ``restricted`` is false means any request; otherwise a request must match one entry, so a
+    restricted rule without entries allows nothing (its HTTPRouteGroups are missing).
     """
 
     protocol: Protocol
@@ -100,6 +118,8 @@ class Rule:
     cidrs: tuple[str, ...] = ()
     gateway: Endpoint | None = None
     egress: str = ""
+    matches: tuple[RequestMatch, ...] = ()
+    restricted: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,8 @@ class ProxyConfig:
                     cidrs=tuple(r.get("cidrs", ())),
                     gateway=_endpoint(r.get("gateway")),
                     egress=r.get("egress", ""),
+                    matches=tuple(_request_match(m) for m in r.get("matches", ())),
+                    restricted=bool(r.get("restricted", False) or r.get("matches")),
                 )
                 for r in data.get("rules", ())
             ),
@@ -167,6 +189,18 @@ class ProxyConfig:
 def closed(identity: Identity) -> ProxyConfig:
     """The fail-closed config a sidecar uses before it has ever received one."""
     return ProxyConfig(identity=identity, mode=Mode.DISABLED).with_version()
+
+
+def _request_match(data: dict[str, Any]) -> RequestMatch:
+    return RequestMatch(
+        path_regex=data.get("pathRegex"),
+        methods=tuple(data.get("methods", ())),
+        headers=tuple(sorted((k.lower(), v) for k, v in data.get("headers", {}).items())),
+    )
+
+
+def _match_dict(match: RequestMatch) -> dict[str, Any]:
+    return {"pathRegex": match.path_regex, "methods": list(match.methods), "headers": dict(match.headers)}
 
 
 def _endpoint(data: dict[str, Any] | None) -> Endpoint | None:
@@ -190,6 +224,14 @@ def _to_dict(cfg: ProxyConfig) -> dict[str, Any]:
                 "cidrs": list(r.cidrs),
                 "gateway": endpoint(r.gateway),
                 "egress": r.egress,
+                **(
+                    {
+                        "restricted": True,
+                        "matches": [_match_dict(m) for m in r.matches],
+                    }
+                    if r.restricted or r.matches
+                    else {}
+                ),
             }
             for r in cfg.rules
         ],
@@ -213,6 +255,15 @@ _ENDPOINT = {
             "properties": {"host": {"type": "string", "minLength": 1}, "port": _PORT},
         },
     ]
+}
+_REQUEST_MATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "pathRegex": {"type": ["string", "null"]},
+        "methods": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
 }
 _LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
 _HOST = {"type": "string", "pattern": rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$"}
@@ -249,6 +300,8 @@ SCHEMA: dict[str, Any] = {
                     "cidrs": {"type": "array", "items": {"type": "string"}},
                     "gateway": _ENDPOINT,
                     "egress": {"type": "string"},
+                    "restricted": {"type": "boolean"},
+                    "matches": {"type": "array", "items": _REQUEST_MATCH},
                 },
             },
         },
@@ -283,3 +336,11 @@ def validate(data: dict[str, Any]) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise InvalidProxyConfig(f"ProxyConfig rules.{i}.cidrs.{j}: {exc}") from None
+        for j, match in enumerate(rule.get("matches", ())):
+            patterns = [("pathRegex", match.get("pathRegex"))]
+            patterns += [(f"headers.{k}", v) for k, v in match.get("headers", {}).items()]
+            for where, pattern in patterns:
+                try:
+                    re.compile(pattern or "")
+                except re.error as exc:
+                    raise InvalidProxyConfig(f"ProxyConfig rules.{i}.matches.{j}.{where}: {exc}") from None

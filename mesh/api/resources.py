@@ -12,6 +12,8 @@ from typing import Any
 
 MESHCONFIG_API = "config.openservicemesh.io/v1alpha2"
 POLICY_API = "policy.openservicemesh.io/v1alpha1"
+SMI_SPECS_API = "specs.smi-spec.io/v1alpha4"
+HTTP_ROUTE_GROUP_KIND = "HTTPRouteGroup"
 DEFAULT_MESH_NAME = "osm"
 DEFAULT_MESH_NAMESPACE = "osm-system"
 DEFAULT_MESHCONFIG_NAME = "osm-mesh-config"
@@ -70,6 +72,19 @@ class EgressPort:
 
 
 @dataclass(frozen=True)
+class EgressMatch:
+    """A reference in ``Egress.spec.matches``: an object of ``kind`` in the Egress's namespace."""
+
+    api_group: str
+    kind: str
+    name: str
+
+    @property
+    def is_http_route_group(self) -> bool:
+        return (self.api_group, self.kind) == (SMI_SPECS_API, HTTP_ROUTE_GROUP_KIND)
+
+
+@dataclass(frozen=True)
 class Egress:
     name: str
     namespace: str
@@ -77,7 +92,7 @@ class Egress:
     ports: tuple[EgressPort, ...]
     hosts: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
-    matches: tuple[dict[str, Any], ...] = ()
+    matches: tuple[EgressMatch, ...] = ()
 
     @property
     def ref(self) -> Ref:
@@ -97,7 +112,51 @@ class Egress:
             ports=tuple(EgressPort(int(p["number"]), p["protocol"]) for p in spec.get("ports") or ()),
             hosts=tuple(spec.get("hosts") or ()),
             ip_addresses=tuple(spec.get("ipAddresses") or ()),
-            matches=tuple(spec.get("matches") or ()),
+            matches=tuple(
+                EgressMatch(str(m.get("apiGroup", "")), str(m.get("kind", "")), str(m.get("name", "")))
+                for m in spec.get("matches") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class HTTPMatch:
+    """One ``spec.matches[]`` entry of an HTTPRouteGroup. Empty fields match anything."""
+
+    name: str = ""
+    path_regex: str | None = None
+    methods: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value regex), sorted by name
+
+
+@dataclass(frozen=True)
+class HTTPRouteGroup:
+    """SMI ``specs.smi-spec.io/v1alpha4`` HTTPRouteGroup (only ``spec.matches`` matters to egress)."""
+
+    name: str
+    namespace: str
+    matches: tuple[HTTPMatch, ...] = ()
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(HTTP_ROUTE_GROUP_KIND, self.namespace, self.name)
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> HTTPRouteGroup:
+        spec = obj.get("spec") or {}
+        meta = obj["metadata"]
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace", "default"),
+            matches=tuple(
+                HTTPMatch(
+                    name=str(m.get("name", "")),
+                    path_regex=m.get("pathRegex") or None,
+                    methods=tuple(m.get("methods") or ()),
+                    headers=tuple(sorted((str(k), str(v)) for k, v in (m.get("headers") or {}).items())),
+                )
+                for m in spec.get("matches") or ()
+            ),
         )
 
 

@@ -5,7 +5,8 @@ the way the API server applies it (unknown fields are errors, as with ``kubectl`
 strict field validation, except below ``x-kubernetes-preserve-unknown-fields``).
 
 Semantic rules: host syntax (``*.domain`` wildcards, no URLs, no ports, no IP literals), CIDRs
-that parse, object names Kubernetes accepts; across a set of objects: no object twice, at most
+that parse, object names Kubernetes accepts, HTTPRouteGroup regexes that compile and methods that
+are HTTP methods or ``*``; across a set of objects: no object twice, at most
 one global EgressGateway (the oldest wins: ``creationTimestamp``, then input order), gateway
 Services that exist (when the caller knows the Services).
 
@@ -29,7 +30,7 @@ import jsonschema
 
 from mesh.api import crds
 from mesh.api.load import Document
-from mesh.api.resources import Ref
+from mesh.api.resources import HTTP_ROUTE_GROUP_KIND, SMI_SPECS_API, Ref
 
 CIDR_PATTERN = r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/\d{1,3})$"
 _PATTERN_NAMES = {CIDR_PATTERN: "a CIDR such as 10.0.0.0/8 or 2001:db8::/32"}
@@ -86,8 +87,11 @@ def key(obj: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def is_mesh_kind(obj: dict[str, Any]) -> bool:
-    return any(kind == obj.get("kind") for _, kind in crds.KINDS) and "openservicemesh.io/" in str(
-        obj.get("apiVersion", "")
+    api_version = str(obj.get("apiVersion", ""))
+    return any(
+        kind == obj.get("kind")
+        and ("openservicemesh.io/" in api_version or api_version.startswith(api.rpartition("/")[0] + "/"))
+        for api, kind in crds.KINDS
     )
 
 
@@ -297,6 +301,13 @@ def _semantic_problems(obj: dict[str, Any], name: str) -> list[Problem]:
         for i, cidr in enumerate(_list(spec.get("ipAddresses"))):
             if (why := _cidr_problem(cidr)) is not None:
                 problems.append(Problem(name, f"spec.ipAddresses[{i}]", why))
+        for i, ref in enumerate(_list(spec.get("matches"))):
+            if isinstance(ref, dict) and (ref.get("apiGroup"), ref.get("kind")) not in EGRESS_MATCH_KINDS:
+                known = " or ".join(f"{group} {kind}" for group, kind in EGRESS_MATCH_KINDS)
+                got = f"{ref.get('apiGroup')} {ref.get('kind')}"
+                problems.append(Problem(name, f"spec.matches[{i}]", f"must reference {known} (got {got})"))
+    elif kind == "HTTPRouteGroup":
+        problems.extend(_route_group_problems(spec, name))
     elif kind == "MeshConfig":
         traffic = spec.get("traffic") if isinstance(spec.get("traffic"), dict) else {}
         for list_name in ("outboundIPRangeExclusionList", "outboundIPRangeInclusionList"):
@@ -315,6 +326,48 @@ def _semantic_problems(obj: dict[str, Any], name: str) -> list[Problem]:
                         f"letter) (got {service!r})",
                     )
                 )
+    return problems
+
+
+EGRESS_MATCH_KINDS = (
+    (SMI_SPECS_API, HTTP_ROUTE_GROUP_KIND),
+    ("policy.openservicemesh.io/v1alpha1", "UpstreamTrafficSetting"),
+)
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _regex_problem(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        re.compile(text)
+    except re.error as exc:
+        return f"must be a valid regular expression ({exc}) (got {text!r})"
+    return None
+
+
+def _route_group_problems(spec: dict[str, Any], name: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, match in enumerate(_list(spec.get("matches"))):
+        if not isinstance(match, dict):
+            continue
+        where = f"spec.matches[{i}]"
+        if (why := _regex_problem(match.get("pathRegex"))) is not None:
+            problems.append(Problem(name, f"{where}.pathRegex", why))
+        for j, method in enumerate(_list(match.get("methods"))):
+            if isinstance(method, str) and method != "*" and method not in HTTP_METHODS:
+                allowed = ", ".join(HTTP_METHODS)
+                why = f"must be '*' or one of {allowed} (got {method!r})"
+                problems.append(Problem(name, f"{where}.methods[{j}]", why))
+        headers = match.get("headers") if isinstance(match.get("headers"), dict) else {}
+        for header, value in headers.items():
+            if not _HEADER_NAME.match(str(header)):
+                problems.append(
+                    Problem(name, f"{where}.headers", f"must use HTTP header names as keys (got {header!r})")
+                )
+            elif (why := _regex_problem(value)) is not None:
+                problems.append(Problem(name, f"{where}.headers.{header}", why))
     return problems
 
 

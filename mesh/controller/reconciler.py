@@ -21,6 +21,9 @@ Compilation rules (see docs/controller.md):
   hosts (lower case, trailing dot removed) and its ``ipAddresses`` as cidrs; ``tcp`` rules carry
   only the cidrs (no cidrs: any address on that port). Rules are kept in permissive mode too,
   so per-rule gateways apply there as well.
+- matches: an Egress that references HTTPRouteGroups (``spec.matches``) gets ``restricted``
+  ``http`` rules carrying the entries of the referenced groups that exist; a missing group adds
+  nothing (fail closed) and is reported in the snapshot's errors.
 - gateway: the global EgressGateway's backend as
   ``<service>.<namespace>.svc.<cluster-domain>:<port>`` (port 1080 if the Service has it or is
   unknown, else the Service's first port; several backends: highest weight, then first listed).
@@ -37,13 +40,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.api import validation
-from mesh.api.proxyconfig import Endpoint, Exclusions, Identity, Mode, Protocol, ProxyConfig, Rule
+from mesh.api.proxyconfig import (
+    Endpoint,
+    Exclusions,
+    Identity,
+    Mode,
+    Protocol,
+    ProxyConfig,
+    RequestMatch,
+    Rule,
+)
 from mesh.api.resources import (
     DEFAULT_MESH_NAMESPACE,
     DEFAULT_MESHCONFIG_NAME,
     Egress,
     EgressGateway,
     GatewayBackend,
+    HTTPRouteGroup,
     MeshConfig,
     Namespace,
     Service,
@@ -67,6 +80,7 @@ class Snapshot:
     mesh_config: MeshConfig = field(default_factory=MeshConfig)
     egresses: tuple[Egress, ...] = ()
     gateways: tuple[EgressGateway, ...] = ()
+    route_groups: tuple[HTTPRouteGroup, ...] = ()
     services: tuple[Service, ...] = ()
     namespaces: tuple[Namespace, ...] = ()
     identities: tuple[Identity, ...] = ()
@@ -134,16 +148,19 @@ def build_snapshot(
                 sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
                 identities.add(Identity(object_key(obj)[1] or "default", sa))
 
-    relevant = [o for o in objects if o.get("kind") in ("MeshConfig", "Egress", "EgressGateway", "Service")]
+    relevant_kinds = ("MeshConfig", "Egress", "EgressGateway", "Service", "HTTPRouteGroup")
+    relevant = [o for o in objects if o.get("kind") in relevant_kinds]
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    route_groups = tuple(HTTPRouteGroup.from_object(dict(o)) for o in by_kind.get("HTTPRouteGroup", ()))
     return Snapshot(
         mesh_config=mesh_config,
         egresses=egresses,
         gateways=tuple(EgressGateway.from_object(dict(o)) for o in by_kind.get("EgressGateway", ())),
+        route_groups=route_groups,
         services=tuple(Service.from_object(dict(o)) for o in by_kind.get("Service", ())),
         namespaces=tuple(Namespace.from_object(dict(o)) for o in by_kind.get("Namespace", ())),
         identities=tuple(sorted(identities, key=str)),
-        errors=tuple(errors),
+        errors=(*errors, *missing_route_groups(egresses, route_groups)),
         counts=tuple(sorted((kind, len(objs)) for kind, objs in by_kind.items())),
         version=digest[:16],
     )
@@ -174,8 +191,10 @@ def compile_config(
         gateway = per_egress.get((egress.namespace, egress.name), global_gateway)
         hosts = tuple(sorted({normalise_host(h) for h in egress.hosts}))
         cidrs = tuple(sorted(set(egress.ip_addresses)))
+        restricted, matches = request_matches(snapshot, egress)
         for port in egress.ports:
             protocol = Protocol(port.protocol)
+            http = protocol is Protocol.HTTP
             rules.append(
                 Rule(
                     protocol=protocol,
@@ -184,6 +203,8 @@ def compile_config(
                     cidrs=cidrs,
                     gateway=gateway,
                     egress=ref,
+                    matches=matches if http else (),
+                    restricted=restricted and http,
                 )
             )
     rules.sort(key=lambda r: (r.port, r.protocol.value, r.egress, r.hosts, r.cidrs))
@@ -198,6 +219,39 @@ def compile_config(
 
 def compile_all(snapshot: Snapshot, cluster_domain: str = "cluster.local") -> dict[Identity, ProxyConfig]:
     return {identity: compile_config(snapshot, identity, cluster_domain) for identity in snapshot.identities}
+
+
+def request_matches(snapshot: Snapshot, egress: Egress) -> tuple[bool, tuple[RequestMatch, ...]]:
+    """(restricted, matches) of an Egress's http rules, from the HTTPRouteGroups it references.
+
+    As in osm-edge: no HTTPRouteGroup reference means any request; otherwise the entries of the
+    referenced groups that exist (a missing group contributes nothing, so an Egress whose groups
+    are all missing allows no request). A missing ``pathRegex`` or ``methods`` matches anything.
+    """
+    refs = [m.name for m in egress.matches if m.is_http_route_group]
+    if not refs:
+        return False, ()
+    groups = {(g.namespace, g.name): g for g in snapshot.route_groups}
+    found: list[RequestMatch] = []
+    for name in refs:
+        group = groups.get((egress.namespace, name))
+        for entry in group.matches if group else ():
+            methods = () if "*" in entry.methods else tuple(sorted(set(entry.methods)))
+            headers = tuple(sorted((k.lower(), v) for k, v in entry.headers))
+            found.append(RequestMatch(entry.path_regex, methods, headers))
+    return True, tuple(dict.fromkeys(found))
+
+
+def missing_route_groups(egresses: Iterable[Egress], groups: Iterable[HTTPRouteGroup]) -> list[str]:
+    """One error per Egress reference to an HTTPRouteGroup that does not exist."""
+    known = {(g.namespace, g.name) for g in groups}
+    return [
+        f"{egress.ref}: spec.matches[{i}]: HTTPRouteGroup {egress.namespace}/{m.name} does not exist; "
+        "the Egress allows no HTTP request until it does"
+        for egress in egresses
+        for i, m in enumerate(egress.matches)
+        if m.is_http_route_group and (egress.namespace, m.name) not in known
+    ]
 
 
 def normalise_host(host: str) -> str:

@@ -10,7 +10,7 @@ not parse) come along as ``errors``; they never stop the source.
   good content (if any) stays in force.
 - ``KubernetesSource``: list + watch through the official ``kubernetes`` client, one thread per
   resource kind (control plane only): MeshConfig (mesh namespace), Egress, EgressGateway,
-  Service, Namespace, ServiceAccount. Watches resume from the last resourceVersion; a 410 Gone
+  HTTPRouteGroup, Service, Namespace, ServiceAccount. Watches resume from the last resourceVersion; a 410 Gone
   re-lists; failures are retried with tenacity backoff.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from tenacity import Retrying, retry_if_exception, wait_exponential
 
-from mesh.api.resources import DEFAULT_MESH_NAMESPACE, MESHCONFIG_API, POLICY_API
+from mesh.api.resources import DEFAULT_MESH_NAMESPACE, MESHCONFIG_API, POLICY_API, SMI_SPECS_API
 
 from .reconciler import ObjectKey, object_key
 
@@ -211,6 +211,7 @@ class KubernetesSource(Source):
         custom = client.CustomObjectsApi()
         mesh_group, mesh_version = MESHCONFIG_API.split("/")
         policy_group, policy_version = POLICY_API.split("/")
+        smi_group, smi_version = SMI_SPECS_API.split("/")
 
         def custom_fn(group: str, version: str, plural: str, namespaced: bool) -> Callable[..., Any]:
             if namespaced:
@@ -223,6 +224,7 @@ class KubernetesSource(Source):
             ("MeshConfig", MESHCONFIG_API, custom_fn(mesh_group, mesh_version, "meshconfigs", True)),
             ("Egress", POLICY_API, custom_fn(policy_group, policy_version, "egresses", False)),
             ("EgressGateway", POLICY_API, custom_fn(policy_group, policy_version, "egressgateways", False)),
+            ("HTTPRouteGroup", SMI_SPECS_API, custom_fn(smi_group, smi_version, "httproutegroups", False)),
             ("Service", "v1", core.list_service_for_all_namespaces),
             ("Namespace", "v1", core.list_namespace),
             ("ServiceAccount", "v1", core.list_service_account_for_all_namespaces),

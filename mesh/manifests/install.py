@@ -250,6 +250,7 @@ def cluster_role(options: InstallOptions) -> dict[str, Any]:
                 "resources": ["egresses", "egressgateways"],
                 "verbs": watch,
             },
+            {"apiGroups": ["specs.smi-spec.io"], "resources": ["httproutegroups"], "verbs": watch},
             {
                 "apiGroups": [""],
                 "resources": ["services", "pods", "namespaces", "serviceaccounts"],

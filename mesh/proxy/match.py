@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, Rule
+from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, RequestMatch, Rule
 
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 
@@ -91,6 +91,48 @@ def handling(config: ProxyConfig, port: int) -> Protocol | None:
 
 
 @dataclass(frozen=True)
+class HttpRequest:
+    """What an HTTP rule's ``matches`` look at."""
+
+    method: str
+    target: str  # origin-form ``/path?query`` or absolute-form ``http://host/path``
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def path(self) -> str:
+        target = self.target
+        if not target.startswith("/") and "://" in target:
+            target = target.split("://", 1)[1]
+            target = target[target.find("/") :] if "/" in target else "/"
+        return target.split("?", 1)[0].split("#", 1)[0]
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def request_matches(match: RequestMatch, request: HttpRequest) -> bool:
+    """osm-edge semantics: the regexes must match the whole path / header value."""
+    if match.methods and "*" not in match.methods and request.method not in match.methods:
+        return False
+    if match.path_regex is not None and not _regex(match.path_regex).fullmatch(request.path):
+        return False
+    for name, pattern in match.headers:
+        values = [v for n, v in request.headers if n.lower() == name]
+        if not any(_regex(pattern).fullmatch(v) for v in values):
+            return False
+    return True
+
+
+def rule_allows_request(rule: Rule, request: HttpRequest | None) -> bool:
+    """A rule without matches allows any request; otherwise one of its matches must match."""
+    if request is None or rule.protocol != Protocol.HTTP or not (rule.restricted or rule.matches):
+        return True
+    return any(request_matches(m, request) for m in rule.matches)
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str
@@ -99,18 +141,36 @@ class Decision:
     egress: str = ""
 
 
-def decide(config: ProxyConfig, protocol: Protocol, port: int, dst_ip: str, name: str | None) -> Decision:
-    """Decide one HTTP request (``name`` from Host), TLS connection (SNI) or TCP connection."""
+def decide(
+    config: ProxyConfig,
+    protocol: Protocol,
+    port: int,
+    dst_ip: str,
+    name: str | None,
+    request: HttpRequest | None = None,
+) -> Decision:
+    """Decide one HTTP request (``name`` from Host), TLS connection (SNI) or TCP connection.
+
+    ``request`` (HTTP only) is checked against the ``matches`` of the rules that allow the
+    destination; None skips that check (re-checking a connection rather than a request)."""
     if config.mode == Mode.DISABLED:
         return Decision(False, "egress disabled")
     rules = rules_for_port(config, port)
+    unmatched: Rule | None = None
     if name and protocol != Protocol.TCP:
         for rule in rules:
             if rule.protocol == protocol and any(host_matches(p, name) for p in rule.hosts):
-                return _allow(config, rule, f"host {name} allowed", name)
+                if rule_allows_request(rule, request):
+                    return _allow(config, rule, f"host {name} allowed", name)
+                unmatched = unmatched or rule
     for rule in rules:
         if rule.protocol in (protocol, Protocol.TCP) and rule.cidrs and ip_in(dst_ip, rule.cidrs):
-            return _allow(config, rule, f"address {dst_ip} allowed", dst_ip)
+            if rule_allows_request(rule, request):
+                return _allow(config, rule, f"address {dst_ip} allowed", dst_ip)
+            unmatched = unmatched or rule
+    if unmatched is not None and config.mode == Mode.POLICY and request is not None:
+        what = f"{request.method} {request.path}"
+        return Decision(False, f"no HTTPRouteGroup match of Egress {unmatched.egress} allows {what}")
     if config.mode == Mode.PERMISSIVE:
         gateway = config.gateway
         return Decision(True, "permissive", (name or dst_ip) if gateway else dst_ip, gateway)

@@ -16,7 +16,7 @@ from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
 from mesh.gateway.tunnel import ConnectRequest
 from mesh.proxy import http1, tls
 from mesh.proxy.log import emit
-from mesh.proxy.match import BadHost, Decision, decide, handling, normalise_host
+from mesh.proxy.match import BadHost, Decision, HttpRequest, decide, handling, normalise_host
 from mesh.proxy.origdst import NoOriginalDestination, OriginalDestination, so_original_dst
 from mesh.proxy.stream import Inbound
 from mesh.proxy.upstream import Upstream, UpstreamError, open_direct, open_tunnel, splice
@@ -268,7 +268,8 @@ class ClientConnection:
                         http1.status_response(400, "Bad Request", f"bad request: {exc}")
                     )
                     return
-                decision = decide(self.config, Protocol.HTTP, self.dst_port, self.dst_ip, request.host)
+                facts = HttpRequest(request.method, request.target, tuple(request.head.headers))
+                decision = decide(self.config, Protocol.HTTP, self.dst_port, self.dst_ip, request.host, facts)
                 self.log(Protocol.HTTP, request.host, decision, method=request.method, path=request.target)
                 if not decision.allowed:
                     if request.expect_continue and request.framing != http1.Framing.NONE:

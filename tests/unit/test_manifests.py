@@ -19,7 +19,7 @@ from mesh.manifests.install import (
     webhook_config_name,
 )
 
-CUSTOM_GROUPS = ("openservicemesh.io/",)
+CUSTOM_GROUPS = ("openservicemesh.io/", "smi-spec.io/")
 
 NON_DEFAULT, _ = apply_sets(
     InstallOptions(mesh_name="edge", namespace="mesh-control"),
@@ -60,7 +60,7 @@ def test_install_objects_in_apply_order() -> None:
     kinds = [o["kind"] for o in RENDERINGS["default"]]
     assert kinds == [
         "Namespace",
-        *["CustomResourceDefinition"] * 3,
+        *["CustomResourceDefinition"] * 4,
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -195,4 +195,4 @@ def test_uninstall_order_and_options() -> None:
     assert kinds[0] == "MutatingWebhookConfiguration"
     assert "CustomResourceDefinition" not in kinds and "Namespace" not in kinds
     everything = [o["kind"] for o in render_uninstall(delete_crds=True, delete_namespace=True)]
-    assert everything[-4:] == ["Namespace", *["CustomResourceDefinition"] * 3]
+    assert everything[-5:] == ["Namespace", *["CustomResourceDefinition"] * 4]

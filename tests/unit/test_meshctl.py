@@ -160,6 +160,7 @@ def test_article_install_command_dry_run_prints_the_manifests() -> None:
         ("CustomResourceDefinition", "egresses.policy.openservicemesh.io"),
         ("CustomResourceDefinition", "egressgateways.policy.openservicemesh.io"),
         ("CustomResourceDefinition", "meshconfigs.config.openservicemesh.io"),
+        ("CustomResourceDefinition", "httproutegroups.specs.smi-spec.io"),
         ("Deployment", "osm-controller"),
         ("Service", "osm-controller"),
         ("MutatingWebhookConfiguration", "osm-webhook-osm"),
