@@ -247,7 +247,7 @@ def missing_route_groups(egresses: Iterable[Egress], groups: Iterable[HTTPRouteG
     known = {(g.namespace, g.name) for g in groups}
     return [
         f"{egress.ref}: spec.matches[{i}]: HTTPRouteGroup {egress.namespace}/{m.name} does not exist; "
-        "the Egress allows no HTTP request until it does"
+        "until it does it allows no HTTP request (fail closed)"
         for egress in egresses
         for i, m in enumerate(egress.matches)
         if m.is_http_route_group and (egress.namespace, m.name) not in known

@@ -31,6 +31,7 @@ PATHS = [
     MESHCONFIGS,
     EGRESSES,
     "/apis/policy.openservicemesh.io/v1alpha1/egressgateways",
+    "/apis/specs.smi-spec.io/v1alpha4/httproutegroups",
     "/api/v1/services",
     "/api/v1/namespaces",
     "/api/v1/serviceaccounts",

@@ -7,6 +7,7 @@ from mesh.api.proxyconfig import (
     Mode,
     Protocol,
     ProxyConfig,
+    RequestMatch,
     Rule,
     closed,
 )
@@ -34,9 +35,47 @@ def test_proxyconfig_version_follows_content():
     assert _sample().version != closed(Identity("curl", "curl")).version
 
 
+def _restricted(*matches: RequestMatch) -> ProxyConfig:
+    rule = Rule(
+        Protocol.HTTP, 80, hosts=("httpbin.org",), egress="curl/httpbin-80", matches=matches, restricted=True
+    )
+    return ProxyConfig(identity=Identity("curl", "curl"), mode=Mode.POLICY, rules=(rule,)).with_version()
+
+
+def test_rule_matches_roundtrip_and_change_the_version():
+    get = RequestMatch("/get", ("GET",), (("user-agent", "curl/.*"),))
+    cfg = _restricted(get, RequestMatch())
+    data = cfg.to_dict()
+    assert data["rules"][0]["matches"] == [
+        {"pathRegex": "/get", "methods": ["GET"], "headers": {"user-agent": "curl/.*"}},
+        {"pathRegex": None, "methods": [], "headers": {}},
+    ]
+    assert ProxyConfig.from_json(cfg.to_json()) == cfg
+    assert len({cfg.version, _restricted(get).version, _restricted().version, _sample().version}) == 4
+
+
+def test_restricted_rule_without_matches_roundtrips_as_allow_nothing():
+    cfg = _restricted()
+    assert cfg.to_dict()["rules"][0]["restricted"] is True
+    assert ProxyConfig.from_json(cfg.to_json()).rules[0].restricted is True
+
+
+def test_documents_without_matches_are_unchanged():
+    rule = _sample().to_dict()["rules"][0]
+    assert "matches" not in rule and "restricted" not in rule
+    old_style = {k: v for k, v in rule.items()}
+    data = {**_sample().to_dict(), "rules": [old_style]}
+    assert ProxyConfig.from_dict(data).rules[0] == Rule(
+        Protocol.HTTP, 80, hosts=("httpbin.org",), egress="curl/httpbin-80"
+    )
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
+        (lambda d: d["rules"][0].update(matches=[{"pathRegex": "/get("}]), "rules.0.matches.0.pathRegex"),
+        (lambda d: d["rules"][0].update(matches=[{"methods": "GET"}]), "rules.0.matches.0.methods"),
+        (lambda d: d["rules"][0].update(matches=[{"path": "/get"}]), "rules.0.matches.0"),
         (lambda d: d.update(mode="open"), "mode"),
         (lambda d: d["rules"][0].update(port=70000), "rules.0.port"),
         (lambda d: d["rules"][0].update(hosts=["HTTPBIN.org"]), "rules.0.hosts.0"),

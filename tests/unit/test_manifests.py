@@ -134,6 +134,7 @@ def test_rbac_lets_the_controller_watch_and_patch_the_webhook() -> None:
         ("config.openservicemesh.io", "meshconfigs"),
         ("policy.openservicemesh.io", "egresses"),
         ("policy.openservicemesh.io", "egressgateways"),
+        ("specs.smi-spec.io", "httproutegroups"),
         *[("", r) for r in ("services", "pods", "namespaces", "serviceaccounts")],
     ]:
         assert {(group, resource, v) for v in ("get", "list", "watch")} <= granted, resource
