@@ -63,9 +63,7 @@ def test_restricted_rule_without_matches_roundtrips_as_allow_nothing():
 def test_documents_without_matches_are_unchanged():
     rule = _sample().to_dict()["rules"][0]
     assert "matches" not in rule and "restricted" not in rule
-    old_style = {k: v for k, v in rule.items()}
-    data = {**_sample().to_dict(), "rules": [old_style]}
-    assert ProxyConfig.from_dict(data).rules[0] == Rule(
+    assert ProxyConfig.from_dict(_sample().to_dict()).rules[0] == Rule(
         Protocol.HTTP, 80, hosts=("httpbin.org",), egress="curl/httpbin-80"
     )
 
