@@ -88,6 +88,7 @@ KINDS = {
     "meshconfig": "MeshConfig",
     "egress": "Egress",
     "egressgateway": "EgressGateway",
+    "httproutegroup": "HTTPRouteGroup",
 }
 WORKLOAD_KINDS = ("Deployment", "Pod")
 READY_EVENT = '"event": "config"'

@@ -31,6 +31,7 @@ from scenarios.clusters.docker import (
         ("deploy", "Deployment"),
         ("pods", "Pod"),
         ("svc", "Service"),
+        ("httproutegroups.specs.smi-spec.io", "HTTPRouteGroup"),
     ],
 )
 def test_kind_names(name, kind):
