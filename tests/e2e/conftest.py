@@ -7,14 +7,16 @@ resets the cluster first). ``--keep`` leaves everything running for debugging.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from rich.console import Console
 
 from scenarios.clusters import UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster
-from scenarios.runner import RunResult, prepare
+from scenarios.runner import ConsoleObserver, Runner, RunResult, prepare
 
 
 def pytest_addoption(parser):
@@ -81,3 +83,21 @@ def e2e_report(request, backend_name) -> Iterator[RunResult]:
         from scenarios import report
 
         report.write(run, path)
+
+
+@pytest.fixture
+def passes(e2e_report, cluster):
+    """``passes(scenario)`` runs a scenario on the session's cluster, records it in the report, and
+    asserts it passed with no step skipped (the printed steps show when the test fails)."""
+
+    def check(scenario) -> None:
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        result = Runner(cluster, [ConsoleObserver(console)]).run_scenario(scenario)
+        e2e_report.scenarios.append(result)
+        if result.skipped:
+            pytest.skip(result.skipped)
+        assert result.passed, result.explain()
+        skipped = [f"step {s.index} ({s.kind}): {s.skipped}" for s in result.steps if s.skipped]
+        assert not skipped, "steps this backend could not run:\n" + "\n".join(skipped)
+
+    return check

@@ -191,6 +191,17 @@ class Topology:
         self.processes.append(process)
         return process
 
+    def spawn_mesh(self, manifests: Path) -> tuple[Process, Process]:
+        """mesh-controller reading ``manifests`` in the world namespace, and a sidecar for curl/curl
+        in the pod namespace long-polling it: (controller, sidecar)."""
+        argv = [sys.executable, "-m", "mesh.controller", "run", "--source", "directory",
+                "--manifests", str(manifests), "--host", WORLD_IP, "--port", "15128",
+                "--webhook-port", "0", "--poll-interval", "0.2"]  # fmt: skip
+        controller = self.spawn(self.world, argv, manifests.name + "-controller")
+        argv = [sys.executable, "-m", "mesh.proxy", "run", "--controller", f"http://{WORLD_IP}:15128",
+                "--identity", "curl/curl"]  # fmt: skip
+        return controller, self.spawn(self.pod, argv, manifests.name + "-sidecar", uid=PROXY_UID)
+
     def down(self) -> None:
         for process in self.processes:
             process.stop()

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import pytest
 
 from tests.article import DENIED_BODY, EGRESS_HTTPBIN_80, meshconfig_yaml
 from tests.integration.helpers import write_atomically as write
-from tests.integration.netns import PROXY_UID, WORLD_IP, wait_until
+from tests.integration.netns import WORLD_IP, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -65,13 +64,7 @@ def test_route_group_restricts_requests_on_one_connection(mesh_netns):
     manifests.mkdir()
     write(manifests / "meshconfig.yaml", meshconfig_yaml(False))
     write(manifests / "egress.yaml", EGRESS_WITH_MATCHES)
-    argv = [sys.executable, "-m", "mesh.controller", "run", "--source", "directory",
-            "--manifests", str(manifests), "--host", WORLD_IP, "--port", "15128",
-            "--webhook-port", "0", "--poll-interval", "0.2"]  # fmt: skip
-    controller = mesh_netns.spawn(mesh_netns.world, argv, manifests.name + "-controller")
-    argv = [sys.executable, "-m", "mesh.proxy", "run", "--controller", f"http://{WORLD_IP}:15128",
-            "--identity", "curl/curl"]  # fmt: skip
-    sidecar = mesh_netns.spawn(mesh_netns.pod, argv, manifests.name + "-sidecar", uid=PROXY_UID)
+    controller, sidecar = mesh_netns.spawn_mesh(manifests)
     try:
         wait_until(
             lambda: any(r.get("event") == "config" and r.get("mode") == "policy" for r in sidecar.records()),

@@ -7,14 +7,13 @@ long-polls the controller with ``--controller`` from the pod namespace.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pytest
 
 from tests.article import DENIED_HEAD, EGRESS_GATEWAY, EGRESS_HTTPBIN_80, meshconfig_yaml
 from tests.integration.helpers import write_atomically as write
-from tests.integration.netns import POD_IP, PROXY_UID, WORLD_IP, wait_until
+from tests.integration.netns import POD_IP, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -44,13 +43,7 @@ def test_article_matrix_through_the_controller(mesh_netns, gateway):
     manifests = mesh_netns.tmp / f"manifests-{os.urandom(4).hex()}"
     manifests.mkdir()
     write(manifests / "meshconfig.yaml", meshconfig_yaml(False))
-    argv = [sys.executable, "-m", "mesh.controller", "run", "--source", "directory",
-            "--manifests", str(manifests), "--host", WORLD_IP, "--port", "15128",
-            "--webhook-port", "0", "--poll-interval", "0.2"]  # fmt: skip
-    controller = mesh_netns.spawn(mesh_netns.world, argv, manifests.name + "-controller")
-    argv = [sys.executable, "-m", "mesh.proxy", "run", "--controller", f"http://{WORLD_IP}:15128",
-            "--identity", "curl/curl"]  # fmt: skip
-    sidecar = mesh_netns.spawn(mesh_netns.pod, argv, manifests.name + "-sidecar", uid=PROXY_UID)
+    controller, sidecar = mesh_netns.spawn_mesh(manifests)
     try:
 
         def expect(lines: list[bytes], what: str) -> None:
