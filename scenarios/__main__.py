@@ -145,18 +145,15 @@ def cmd_images(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
-
     from scenarios.clusters import doctor
 
     found = doctor.checks(args.backend, backend_options(args))
-    table = Table(title=f"python -m scenarios doctor --backend {args.backend}", title_justify="left")
-    for column in ("", "needs", "found", "fix"):
-        table.add_column(column, overflow="fold")
     style = {"ok": "green", "MISSING": "bold red", "warning": "yellow"}
+    width = max(len(check.what) for check in found)
     for status, what, seen, fix in doctor.lines(found):
-        table.add_row(f"[{style[status]}]{status}[/]", escape(what), escape(seen), escape(fix))
-    console.print(table)
+        console.print(f"[{style[status]}]{status:8}[/] {escape(what):{width}}  {escape(seen)}")
+        if fix:
+            console.print(f"{'':8} {'':{width}}  fix: [cyan]{escape(fix)}[/]")
     console.print(escape(doctor.summary(args.backend, found)))
     return 0 if doctor.ready(found) else EXIT_BACKEND
 

@@ -192,7 +192,7 @@ def kind(args: list[str], state: dict) -> int:
     name = flags.get("--name", ["kind"])[-1]
     clusters = state["kind"]
     if command == ("version",):
-        print("kind v0.33.0 go1.24.6 linux/amd64")
+        print(f"kind {os.environ.get('FAKE_KIND_VERSION', 'v0.33.0')} go1.24.6 linux/amd64")
     elif command == ("create", "cluster"):
         if os.environ.get("FAKE_FAIL") == "create":
             print("ERROR: failed to create cluster: could not find a log line that matches", file=sys.stderr)
@@ -317,14 +317,47 @@ def kubectl(args: list[str], state: dict) -> int:
             print("The connection to the server was refused", file=sys.stderr)
             return 1
         print("ok")
+    elif "configmap" in args[:2] or args[:3] == ["create", "-f", "-"]:
+        return configmaps(args, state)
     elif args[:1] == ["get"]:
         print(json.dumps({"items": []}))
+    return 0
+
+
+def configmaps(args: list[str], state: dict) -> int:
+    """ConfigMaps in kube-system: get -o json, patch --type=merge, create -f - (JSON), delete."""
+    stored = state.setdefault("configmaps", {})
+    if args[:3] == ["create", "-f", "-"]:
+        obj = json.loads(os.environ["FAKE_STDIN"])
+        name = obj["metadata"]["name"]
+        if name in stored:
+            print(f'Error from server (AlreadyExists): configmaps "{name}" already exists', file=sys.stderr)
+            return 1
+        stored[name] = obj.get("data") or {}
+        return 0
+    verb, name = args[0], args[2]
+    if verb == "delete":
+        stored.pop(name, None)
+        return 0
+    if name not in stored:
+        print(f'Error from server (NotFound): configmaps "{name}" not found', file=sys.stderr)
+        return 1
+    if verb == "get":
+        print(json.dumps({"metadata": {"name": name}, "data": stored[name]}))
+    elif verb == "patch":
+        patch = json.loads(args[args.index("-p") + 1])
+        for key, value in (patch.get("data") or {}).items():
+            if value is None:
+                stored[name].pop(key, None)
+            else:
+                stored[name][key] = value
     return 0
 
 
 def main() -> int:
     program, args = Path(sys.argv[0]).name, sys.argv[1:]
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    os.environ["FAKE_STDIN"] = stdin
     with open(_state() / "calls.jsonl", "a") as log:
         log.write(json.dumps({"prog": program, "args": args, "stdin": stdin}) + "\n")
     state = load()
@@ -351,6 +384,17 @@ def install(bindir: Path, statedir: Path, programs: tuple[str, ...] = PROGRAMS) 
         )
         path.chmod(0o755)
     return bindir
+
+
+def use(tmp_path: Path, monkeypatch, programs: tuple[str, ...] = PROGRAMS, only: bool = False) -> Path:
+    """Stand-ins first on PATH (with ``only``, alone on it), state and the harness's state
+    directory under ``tmp_path``; returns the state directory (for ``calls``)."""
+    bindir = install(tmp_path / "bin", tmp_path / "state", programs)
+    monkeypatch.setenv("PATH", str(bindir) if only else f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("EGRESS_MESH_ARTIFACTS", raising=False)
+    return tmp_path / "state"
 
 
 def calls(statedir: Path, program: str | None = None) -> list[dict]:

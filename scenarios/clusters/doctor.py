@@ -1,8 +1,8 @@
 """``python -m scenarios doctor``: what a backend needs, what is missing here, and how to fix it.
 
 Nothing is created or changed: programs are asked for their versions, the Docker engine and the
-kubeconfig's API server are pinged, free disk is measured. Each ``Check`` carries the command
-that fixes it; a required check that fails makes the exit code non-zero.
+kubeconfig's API server whether they answer, free disk is measured. Each ``Check`` carries the
+command that fixes it; a required check that fails makes the exit code non-zero.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from pathlib import Path
 from scenarios.clusters import records
 from scenarios.clusters.base import BackendOptions
 from scenarios.clusters.k3d import K3D_VERSION
-from scenarios.clusters.kind import KIND_VERSION
+from scenarios.clusters.kind import KIND_NODE_IMAGES, KIND_VERSION
 from scenarios.clusters.kubernetes import KUBECTL_VERSION, default_kubeconfig, minor_of
 
 GIB = 1024**3
 #: free disk each backend wants where Docker keeps images (node images, our images, a cluster)
 FREE_DISK_GIB = {"docker": 5, "kind": 10, "k3d": 10, "k3s-container": 10, "k3s": 3, "external": 5}
+#: what kind and k3d start without --k8s-version
+NEWEST_MINOR = max(KIND_NODE_IMAGES, key=lambda minor: tuple(int(x) for x in minor.split(".")))
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
@@ -107,7 +109,8 @@ def kubectl_skew(target_minor: str) -> list[Check]:
     ]
 
 
-def docker_engine() -> list[Check]:
+def docker_engine() -> tuple[list[Check], object | None]:
+    """The engine's check, and a client when it answers."""
     import docker
 
     try:
@@ -121,21 +124,17 @@ def docker_engine() -> list[Check]:
             fix = "sudo systemctl start docker (or: sudo .ci/setup)"
         else:
             fix = "sudo .ci/setup (installs docker.io and starts dockerd)"
-        return [Check("Docker engine", False, f"no answer: {text[:200]}", fix)]
-    return [
-        Check(
-            "Docker engine", True, f"Docker {version.get('Version', '?')} (API {version.get('ApiVersion')})"
-        )
-    ]
+        return [Check("Docker engine", False, f"no answer: {text[:200]}", fix)], None
+    found = f"Docker {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})"
+    return [Check("Docker engine", True, found)], client
 
 
-def base_image(options: BackendOptions) -> list[Check]:
+def base_image(options: BackendOptions, client) -> list[Check]:
     if options.base_image:
         return [Check("base image", True, f"{options.base_image} (--base-image; pulled if missing)")]
     from scenarios.base_image import BASE_REPOSITORY
 
-    code, out = _run(["docker", "images", "-q", BASE_REPOSITORY])
-    if code == 0 and out:
+    if client.images.list(name=BASE_REPOSITORY):
         return [Check("base image", True, f"{BASE_REPOSITORY} is built")]
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         return [
@@ -149,9 +148,10 @@ def base_image(options: BackendOptions) -> list[Check]:
     return [Check("base image", True, f"{BASE_REPOSITORY} will be built with debootstrap (1-2 min, once)")]
 
 
-def free_disk(backend: str) -> list[Check]:
-    code, out = _run(["docker", "info", "--format", "{{.DockerRootDir}}"])
-    where = Path(out) if code == 0 and out.startswith("/") and Path(out).exists() else Path.home()
+def free_disk(backend: str, client) -> list[Check]:
+    """Where Docker keeps images when the engine says so (and it is on this machine), else home."""
+    root = (client.info() or {}).get("DockerRootDir", "") if client is not None else ""
+    where = Path(root) if root and Path(root).exists() else Path.home()
     free = shutil.disk_usage(where).free
     need = FREE_DISK_GIB[backend]
     found = f"{free / GIB:.1f} GiB free on {where}"
@@ -209,10 +209,11 @@ def checks(backend: str, options: BackendOptions) -> list[Check]:
     from scenarios.clusters import create
 
     found: list[Check] = []
-    target = minor_of(options.k8s_version) if options.k8s_version else "1.37"
+    client = None
     if backend != "k3s":
-        found += docker_engine()
-    found += base_image(options) if backend != "k3s" else []
+        engine, client = docker_engine()
+        found += engine
+        found += base_image(options, client) if client is not None else []
     if backend in ("kind", "k3d"):
         found += program(backend)
     if backend == "k3s":
@@ -222,8 +223,8 @@ def checks(backend: str, options: BackendOptions) -> list[Check]:
     if backend != "docker":
         found += program("kubectl")
     if backend in ("kind", "k3d", "k3s-container"):
-        found += kubectl_skew(target)
-        if all(c.ok for c in found if c.required):
+        found += kubectl_skew(minor_of(options.k8s_version) if options.k8s_version else NEWEST_MINOR)
+        if ready(found):
             found += cluster_name(backend, options, create(backend, options).exists)  # type: ignore[attr-defined]
     if backend == "k3s-container":
         try:
@@ -238,7 +239,7 @@ def checks(backend: str, options: BackendOptions) -> list[Check]:
         found.append(
             Check("registry", False, "no --registry", "pass --registry HOST[:PORT]/PATH (nodes pull from it)")
         )
-    found += free_disk(backend)
+    found += free_disk(backend, client)
     return found
 
 

@@ -33,6 +33,20 @@ def pytest_addoption(parser):
     group.addoption("--report", default=None, metavar="FILE.json", help="write the JSON report of every step")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends(*names): applies to these backends only (deselected, not skipped, on others)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = backend_flags.backend_name(config.getoption("backend"))
+    elsewhere = [i for i in items if (m := i.get_closest_marker("backends")) and backend not in m.args]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [i for i in items if i not in elsewhere]
+
+
 @pytest.fixture(scope="session")
 def backend_name(request) -> str:
     return backend_flags.backend_name(request.config.getoption("backend"))

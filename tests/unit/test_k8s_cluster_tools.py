@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import tarfile
 from pathlib import Path
@@ -44,14 +43,10 @@ class Tools:
 
 @pytest.fixture
 def tools(tmp_path, monkeypatch) -> Tools:
-    bindir = fake_tools.install(tmp_path / "bin", tmp_path / "state")
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_STATE", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("EGRESS_MESH_ARTIFACTS", raising=False)
+    state = fake_tools.use(tmp_path, monkeypatch)
     for module in ("pytest_kubernetes", "pytest_kubernetes.providers", "pytest_kubernetes.options"):
         monkeypatch.setitem(sys.modules, module, None)  # import fails: the backends must not need it
-    return Tools(tmp_path / "state")
+    return Tools(state)
 
 
 def archive(path: Path, *tags: str) -> str:
