@@ -223,7 +223,10 @@ def checks(backend: str, options: BackendOptions) -> list[Check]:
     if backend != "docker":
         found += program("kubectl")
     if backend in ("kind", "k3d", "k3s-container"):
-        found += kubectl_skew(minor_of(options.k8s_version) if options.k8s_version else NEWEST_MINOR)
+        try:
+            found += kubectl_skew(minor_of(options.k8s_version) if options.k8s_version else NEWEST_MINOR)
+        except ValueError as error:
+            found.append(Check("--k8s-version", False, str(error), "pass e.g. --k8s-version 1.36"))
         if ready(found):
             found += cluster_name(backend, options, create(backend, options).exists)  # type: ignore[attr-defined]
     if backend == "k3s-container":
