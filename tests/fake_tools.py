@@ -31,6 +31,7 @@ KIND_NAME = {"--name": V, "-n": "--name"}
 #: of value or to the long name they abbreviate
 SPECS: dict[str, dict[tuple[str, ...], tuple[dict[str, str], int, int]]] = {
     "kind": {
+        (): ({"--version": B}, 0, 0),  # cobra's flag for a root command with a Version
         ("version",): ({}, 0, 0),
         ("create", "cluster"): (
             {**KIND_NAME, "--config": V, "--image": V, "--retain": B, "--wait": D, "--kubeconfig": V},
@@ -44,6 +45,7 @@ SPECS: dict[str, dict[tuple[str, ...], tuple[dict[str, str], int, int]]] = {
         ("load", "docker-image"): ({**KIND_NAME, "--nodes": A}, 1, 99),
     },
     "k3d": {
+        (): ({"--version": B}, 0, 0),
         ("version",): ({"--output": V, "-o": "--output"}, 0, 0),
         ("cluster", "create"): (
             {
@@ -115,7 +117,7 @@ def parse(program: str, args: list[str]) -> tuple[tuple[str, ...], dict[str, lis
     command = next(
         (c for c in sorted(SPECS[program], key=len, reverse=True) if tuple(args[: len(c)]) == c), None
     )
-    if command is None:
+    if command is None or (command == () and args and not args[0].startswith("-")):
         raise Refused(f'unknown command "{" ".join(args[:2])}" for "{program}"')
     spec, least, most = SPECS[program][command]
     spec = {**GLOBAL[program], **spec}
@@ -191,7 +193,9 @@ def kind(args: list[str], state: dict) -> int:
     command, flags, positionals = parse("kind", args)
     name = flags.get("--name", ["kind"])[-1]
     clusters = state["kind"]
-    if command == ("version",):
+    if command == ():
+        print(f"kind version {os.environ.get('FAKE_KIND_VERSION', 'v0.33.0')[1:]}")
+    elif command == ("version",):
         print(f"kind {os.environ.get('FAKE_KIND_VERSION', 'v0.33.0')} go1.24.6 linux/amd64")
     elif command == ("create", "cluster"):
         if os.environ.get("FAKE_FAIL") == "create":
@@ -230,7 +234,7 @@ def kind(args: list[str], state: dict) -> int:
 def k3d(args: list[str], state: dict) -> int:
     command, flags, positionals = parse("k3d", args)
     clusters = state["k3d"]
-    if command == ("version",):
+    if command in ((), ("version",)):
         print("k3d version v5.9.0\nk3s version v1.33.4-k3s1 (default)")
     elif command == ("cluster", "create"):
         name = (positionals or ["k3s-default"])[0]
