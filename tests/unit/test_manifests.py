@@ -191,6 +191,13 @@ def test_rbac_for_the_webhook_certificate_secret_is_namespaced_and_narrow() -> N
 
 async def test_pull_policy_reaches_the_injected_containers_through_the_controller_args() -> None:
     """--set osm.image.pullPolicy -> the controller's args -> what its webhook answers."""
+    options, _ = apply_sets(InstallOptions(), ["osm.image.pullPolicy=Never"])
+    deployment = by_kind(render_install(options), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["imagePullPolicy"] == "Never"
+    args = dict(zip(container["args"], container["args"][1:], strict=False))
+    assert args.get("--image-pull-policy") == "Never"
+
     from aiohttp.test_utils import TestClient, TestServer
 
     from mesh.api.resources import Namespace
@@ -198,10 +205,6 @@ async def test_pull_policy_reaches_the_injected_containers_through_the_controlle
     from mesh.controller.server import ConfigStore
     from mesh.controller.webhook import make_webhook_app
 
-    options, _ = apply_sets(InstallOptions(), ["osm.image.pullPolicy=Never"])
-    deployment = by_kind(render_install(options), "Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["imagePullPolicy"] == "Never"
     settings = injection_settings(build_parser().parse_args(container["args"]))
     monitored = Namespace("curl", labels={"openservicemesh.io/monitored-by": "osm"})
 
