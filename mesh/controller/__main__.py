@@ -20,7 +20,13 @@ from .injector import InjectionSettings, default_controller_url
 from .reconciler import Reconciler
 from .server import ConfigStore, make_app
 from .sources import DirectorySource, KubernetesSource, Source, SourceError
-from .webhook import generate_certificates, load_certificates, make_webhook_app, patch_ca_bundle
+from .webhook import (
+    NamespaceLookup,
+    generate_certificates,
+    load_certificates,
+    make_webhook_app,
+    patch_ca_bundle,
+)
 
 log = logging.getLogger("mesh.controller")
 
@@ -131,7 +137,7 @@ async def serve(args: argparse.Namespace) -> int:
             await runner.cleanup()
 
 
-def _namespace_lookup(source: KubernetesSource):  # noqa: ANN202
+def _namespace_lookup(source: KubernetesSource) -> NamespaceLookup:
     async def lookup(name: str) -> Namespace | None:
         obj = await asyncio.to_thread(source.read_namespace, name)
         return Namespace.from_object(obj) if obj else None

@@ -270,7 +270,7 @@ async def load_certificates(mesh_name: str, mesh_namespace: str, timeout: float 
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "type": "kubernetes.io/tls",
+            "type": secret.type if secret is not None else "kubernetes.io/tls",  # a type is immutable
             "metadata": {
                 "name": name,
                 "namespace": mesh_namespace,
