@@ -31,16 +31,9 @@ FAKE = textwrap.dedent(
     with open(state / "calls.jsonl", "a") as log:
         log.write(json.dumps({{"prog": prog, "args": args, "stdin": stdin,
                                "kubeconfig": os.environ.get("KUBECONFIG")}}) + "\\n")
-    created = (state / "created").exists()
     if prog == "kubectl":
         if any(a.startswith("--raw=/readyz") for a in args):
-            if not created:
-                sys.exit(1)
             print("readyz check passed")
-        elif "sa" in args:
-            if not created:
-                sys.exit(1)
-            print("default")
         elif args[:2] == ["get", "pods"]:
             print((state / "pods.json").read_text())
         elif args[:1] == ["get"]:
@@ -52,15 +45,6 @@ FAKE = textwrap.dedent(
         elif args[:1] == ["exec"]:
             print("command terminated with exit code 7", file=sys.stderr)
             sys.exit(7)
-    elif prog in ("kind", "k3d"):
-        if args[:1] == ["--version"]:
-            print("k3d version v5.9.0")
-        elif args[:2] in (["create", "cluster"], ["cluster", "create"]):
-            (state / "created").touch()
-        elif args[:2] == ["cluster", "list"]:
-            print("[]")
-        elif args[:2] == ["kubeconfig", "get"]:
-            print("apiVersion: v1\\nkind: Config\\n")
     """
 )
 
@@ -69,7 +53,7 @@ FAKE = textwrap.dedent(
 def fakes(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for prog in ("kubectl", "kind", "k3d"):
+    for prog in ("kubectl",):
         path = bindir / prog
         path.write_text(FAKE.format(python=sys.executable))
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
