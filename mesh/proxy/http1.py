@@ -113,7 +113,7 @@ def _content_length(head: Head) -> int | None:
     if len(values) > 1:
         raise BadMessage("differing Content-Length values")
     (value,) = values
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise BadMessage(f"bad Content-Length {value[:40]!r}")
     return int(value)
 
@@ -160,7 +160,10 @@ def _request_host(head: Head, target: str, version: str) -> str | None:
         from_header = split_host_port(hosts[0])[0] if hosts and hosts[0] else None
         from_uri = None
         if "://" in target:
-            url = urlsplit(target)
+            try:
+                url = urlsplit(target)
+            except ValueError:  # e.g. an unterminated IPv6 literal
+                raise BadMessage(f"bad absolute URI {target[:80]!r}") from None
             if url.scheme.lower() not in ("http", "https") or not url.netloc or "@" in url.netloc:
                 raise BadMessage(f"bad absolute URI {target[:80]!r}")
             from_uri = split_host_port(url.netloc)[0]

@@ -44,7 +44,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise BadHost(f"bad port in {whole!r}")
     return int(text)
 

@@ -262,7 +262,7 @@ class ClientConnection:
                     self.log(Protocol.HTTP, None, Decision(False, reason))
                     await self.answer_and_close(http1.status_response(408, "Request Timeout", reason))
                     return
-                except http1.BadMessage as exc:
+                except ValueError as exc:  # BadMessage, or anything else a malformed head provokes
                     self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
                     await self.answer_and_close(
                         http1.status_response(400, "Bad Request", f"bad request: {exc}")

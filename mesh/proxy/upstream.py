@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 from mesh.api.proxyconfig import Endpoint
@@ -49,16 +50,28 @@ async def open_tunnel(
             src = Inbound(reader)
             writer.write(request.encode())
             head = await src.read_until(b"\r\n\r\n", MAX_HEAD)
-    except (TimeoutError, OSError, HeadTooLarge, asyncio.IncompleteReadError):
+    except (TimeoutError, OSError, HeadTooLarge, asyncio.IncompleteReadError) as exc:
         if writer is not None:
             writer.close()
-        message = f"egress gateway unreachable ({gateway}): no tunnel within {timeout:g}s"
-        raise UpstreamError(message, True) from None
+        raise UpstreamError(f"egress gateway unreachable ({gateway}): {_what(exc, timeout)}", True) from None
     status_line = (head or b"").split(b"\r\n", 1)[0].decode("latin-1")
     if not status_line.startswith(("HTTP/1.1 200", "HTTP/1.0 200")):
         writer.close()
         raise UpstreamError(f"egress gateway refused the tunnel: {status_line or 'connection closed'}", True)
     return src, writer
+
+
+def _what(exc: Exception, timeout: float) -> str:
+    """What went wrong while opening a tunnel, in words."""
+    if isinstance(exc, TimeoutError):
+        return f"no tunnel within {timeout:g}s"
+    if isinstance(exc, HeadTooLarge):
+        return f"answer head larger than {MAX_HEAD} bytes"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "it closed the connection inside its answer"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # "connection refused", not "Connect call failed (...)"
+    return str(exc)
 
 
 async def pipe(src: Inbound, dst: asyncio.StreamWriter, other: asyncio.StreamWriter) -> None:
