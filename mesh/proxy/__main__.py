@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from mesh.api.proxyconfig import Identity, ProxyConfig
+from mesh.proxy import eventloop
 from mesh.proxy.configsource import ControllerSource, FileSource
 from mesh.proxy.log import emit
 from mesh.proxy.sidecar import PROXY_PORT, Sidecar
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway_timeout <= 0:
         parser.error("--gateway-timeout must be positive")
     try:
-        return asyncio.run(serve(args, identity))
+        return eventloop.run(serve(args, identity))  # uvloop where installed
     except KeyboardInterrupt:
         return 130
 

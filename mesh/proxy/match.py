@@ -20,6 +20,7 @@ class BadHost(ValueError):
     pass
 
 
+@lru_cache(maxsize=4096)  # apps name the same few hosts again and again
 def split_host_port(text: str) -> tuple[str, int | None]:
     """Split ``host[:port]`` (``[v6]:port`` for IPv6 literals) and normalise the host."""
     text = text.strip()

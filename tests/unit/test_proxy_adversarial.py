@@ -409,4 +409,3 @@ async def test_gateway_refusing_at_once_says_so_not_that_it_timed_out(sidecar):
     body = answer.split(b"\r\n\r\n", 1)[1]
     assert b"egress gateway unreachable" in body and b"connection refused" in body.lower()
     assert b"within" not in body
-

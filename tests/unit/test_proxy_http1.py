@@ -1,10 +1,8 @@
-import asyncio
-
 import pytest
 
 from mesh.proxy import http1
 from mesh.proxy.http1 import BadMessage, Framing, parse_request, parse_response
-from mesh.proxy.stream import Inbound
+from mesh.proxy.stream import Channel
 
 
 def req(*lines: str) -> bytes:
@@ -83,12 +81,12 @@ def test_response_framing(raw, method, framing):
     assert parse_response(raw, method).framing == framing
 
 
-def _inbound(*pieces: bytes) -> Inbound:
-    reader = asyncio.StreamReader()
+def _inbound(*pieces: bytes) -> Channel:
+    channel = Channel()
     for piece in pieces:
-        reader.feed_data(piece)
-    reader.feed_eof()
-    return Inbound(reader)
+        channel.data_received(piece)
+    channel.eof_received()
+    return channel
 
 
 async def test_head_larger_than_64k_is_refused():

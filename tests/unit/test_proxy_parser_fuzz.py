@@ -5,6 +5,7 @@ would drop the connection without an answer or an audit line."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -82,3 +83,55 @@ def test_tls_reader_returns_a_name_or_not_client_hello(data):
         tls.server_name(tls.client_hello(data))
     except tls.NotClientHello:
         pass
+
+
+def _outcome(parse, raw: bytes, *args):
+    try:
+        return parse(raw, *args)
+    except http1.BadMessage:
+        return "refused"
+
+
+@FUZZ
+@given(request_heads() | st.binary(max_size=200).map(lambda b: b + b"\r\n\r\n"))
+@example(b"GET / HTTP/1.1\n\r\nHost: a\r\n\r\n")
+@example(b"GET /a HTTP/1.1\r\nHost: a \t\r\nX:\r\n\r\n")
+def test_the_fast_request_path_decides_as_the_line_by_line_parser(raw):
+    assert _outcome(http1.parse_request, raw) == _outcome(http1.parse_request_strictly, raw)
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from(["GET", "HEAD"]))
+@example(b"200 OK\r\nContent-Length: 3\r\nConnection: close", "GET")
+@example(b"\xb200 OK", "GET")
+def test_the_fast_response_path_decides_as_the_line_by_line_parser(data, method):
+    raw = b"HTTP/1.1 " + data + b"\r\n\r\n"
+    assert _outcome(http1.parse_response, raw, method) == _outcome(http1.parse_response_strictly, raw, method)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /get HTTP/1.1\r\nHost: httpbin.org\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+        b"POST /post?a=1 HTTP/1.1\r\nHost: a.test:8080\r\nContent-Length: 3\r\nX-Empty:\r\n\r\n",
+        b"GET http://a.test/x HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n",
+    ],
+)
+def test_ordinary_request_heads_take_the_fast_path(raw, monkeypatch):
+    expected = http1.parse_request_strictly(raw)
+    monkeypatch.setattr(http1, "parse_request_strictly", None)  # the fallback must not be needed
+    assert http1.parse_request(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n",
+        b"HTTP/1.1 204 \r\nDate: Tue, 01 Dec 2026 20:30:10 GMT\r\n\r\n",
+        b"HTTP/1.0 302 Found\r\nLocation: /x\r\nConnection: close\r\n\r\n",
+    ],
+)
+def test_ordinary_response_heads_take_the_fast_path(raw, monkeypatch):
+    expected = http1.parse_response_strictly(raw, "GET")
+    monkeypatch.setattr(http1, "parse_response_strictly", None)
+    assert http1.parse_response(raw, "GET") == expected
