@@ -63,7 +63,7 @@ class Framing(Enum):
     UNTIL_CLOSE = "until-close"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Head:
     start: str
     headers: list[tuple[str, str]]
@@ -76,7 +76,7 @@ class Head:
         return _tokens(self.values(name))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Request:
     method: str
     target: str
@@ -89,7 +89,7 @@ class Request:
     expect_continue: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Response:
     status: int
     head: Head

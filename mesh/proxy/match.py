@@ -71,6 +71,13 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
+def _any_host_matches(patterns: tuple[str, ...], host: str) -> bool:
+    for pattern in patterns:
+        if host_matches(pattern, host):
+            return True
+    return False
+
+
 @lru_cache(maxsize=1024)
 def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
@@ -81,8 +88,20 @@ def ip_in(ip: str, cidrs: tuple[str, ...]) -> bool:
     return any(address in _network(c) for c in cidrs)
 
 
-def rules_for_port(config: ProxyConfig, port: int) -> list[Rule]:
-    return [r for r in config.rules if r.port == port]
+_rules_by_port: dict[tuple[int, int], tuple[ProxyConfig, tuple[Rule, ...]]] = {}
+
+
+def rules_for_port(config: ProxyConfig, port: int) -> tuple[Rule, ...]:
+    """The rules for ``port``, computed once per config and port (every request asks)."""
+    key = (id(config), port)
+    cached = _rules_by_port.get(key)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    rules = tuple(r for r in config.rules if r.port == port)
+    if len(_rules_by_port) >= 1024:
+        _rules_by_port.clear()
+    _rules_by_port[key] = (config, rules)
+    return rules
 
 
 def handling(config: ProxyConfig, port: int) -> Protocol | None:
@@ -160,7 +179,7 @@ def decide(
     unmatched: Rule | None = None
     if name and protocol != Protocol.TCP:
         for rule in rules:
-            if rule.protocol == protocol and any(host_matches(p, name) for p in rule.hosts):
+            if rule.protocol == protocol and _any_host_matches(rule.hosts, name):
                 if rule_allows_request(rule, request):
                     return _allow(config, rule, f"host {name} allowed", name)
                 unmatched = unmatched or rule

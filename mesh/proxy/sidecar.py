@@ -15,7 +15,7 @@ from typing import Any
 from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
 from mesh.gateway.tunnel import ConnectRequest
 from mesh.proxy import http1, tls
-from mesh.proxy.log import emit
+from mesh.proxy.log import emit, encode, timestamp, write_line
 from mesh.proxy.match import BadHost, Decision, HttpRequest, decide, handling, normalise_host
 from mesh.proxy.origdst import NoOriginalDestination, OriginalDestination, so_original_dst
 from mesh.proxy.stream import Channel
@@ -43,6 +43,7 @@ class Sidecar:
     ):
         self.identity = identity
         self.config = closed(identity or Identity("unknown", "unknown"))
+        self.identity_text = str(self.config.identity)
         self.port = port
         self.host = host
         self.gateway_timeout = gateway_timeout
@@ -59,6 +60,7 @@ class Sidecar:
             emit("config_rejected", version=config.version, reason=f"config is for {config.identity}")
             return
         self.config = config
+        self.identity_text = str(config.identity)
         emit(
             "config",
             identity=str(config.identity),
@@ -196,25 +198,30 @@ class ClientConnection:
         return self.sidecar.config
 
     def log(self, protocol: Protocol | str, host: str | None, decision: Decision, **extra: Any) -> None:
-        route = None
+        """The decision record (docs/proxy.md); built directly, as ``emit`` would, once per request."""
         address = f"[{self.dst_ip}]" if ":" in self.dst_ip else self.dst_ip
+        record = {
+            "time": timestamp(),
+            "event": "decision",
+            "identity": self.sidecar.identity_text,
+            "protocol": str(protocol),
+            "host": host or self.dst_ip,
+            "port": self.dst_port,
+            "decision": "allow" if decision.allowed else "deny",
+            "reason": decision.reason,
+            "client": self.client,
+            "destination": f"{address}:{self.dst_port}",
+        }
         if decision.allowed:
-            route = f"gateway {decision.gateway}" if decision.gateway else "direct"
-        emit(
-            "decision",
-            identity=str(self.config.identity),
-            protocol=str(protocol),
-            host=host or self.dst_ip,
-            port=self.dst_port,
-            decision="allow" if decision.allowed else "deny",
-            reason=decision.reason,
-            client=self.client,
-            destination=f"{address}:{self.dst_port}",
-            route=route,
-            target=decision.target or None,
-            egress=decision.egress or None,
-            **extra,
-        )
+            record["route"] = f"gateway {decision.gateway}" if decision.gateway else "direct"
+        if decision.target:
+            record["target"] = decision.target
+        if decision.egress:
+            record["egress"] = decision.egress
+        for key, value in extra.items():
+            if value is not None:
+                record[key] = value
+        write_line(encode(record))
 
     async def run(self) -> None:
         sock: socket.socket = self.writer.get_extra_info("socket")
