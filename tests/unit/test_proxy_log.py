@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from mesh.gateway import accesslog
 from mesh.proxy import log
 
-_VALUES = st.none() | st.booleans() | st.integers() | st.text() | st.floats() | st.lists(st.text(), max_size=3)
+_SCALARS = st.none() | st.booleans() | st.integers() | st.text() | st.floats()
+_VALUES = _SCALARS | st.lists(st.text(), max_size=3)
 
 
 @settings(max_examples=300, deadline=None)
