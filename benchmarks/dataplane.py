@@ -161,7 +161,8 @@ def rounds(bench: Bench, args: argparse.Namespace, say) -> list[dict]:
                          "connections": connections, **asdict(run), "rps": run.rps}
                     )  # fmt: skip
                     say(f"round {number + 1}: {dest:7} {path:18} {connections:2} conns {run.rps:9,.0f} req/s"
-                        f"  cpu {run.cpu_us_per_request:6.1f} us/req  others {run.others:4.0%}")  # fmt: skip
+                        f"  cpu {run.cpu_us_per_request:6.1f} us/req ({run.system_share:3.0%} kernel)"
+                        f"  others {run.others:4.0%}")  # fmt: skip
         for path in order:
             target = bench.targets[("nginx", path)]
             run = load.wrk(
@@ -209,6 +210,7 @@ def summarise(results: list[dict], destinations: list[str]) -> dict:
                 runs = pick("throughput", dest, path, c)
                 row[f"rps_{c}"] = median(runs, "rps")
                 row[f"cpu_us_{c}"] = median(runs, "cpu_us_per_request") if path != "direct" else None
+                row[f"system_share_{c}"] = median(runs, "system_share") if path != "direct" else None
                 row[f"errors_{c}"] = sum(r["errors"] for r in runs)
             if dest == "nginx":
                 lat = pick("latency", dest, path)

@@ -39,6 +39,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_us_per_request: float  # CPU time of the path's own processes (proxies, not destination)
+    system_share: float  # of that, the part spent in the kernel (system calls)
     others: float  # share of the whole machine other processes used meanwhile (0..1)
 
     @property
@@ -46,10 +47,14 @@ class Run:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 def rss_kb(pid: int) -> int:
@@ -60,10 +65,12 @@ def rss_kb(pid: int) -> int:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds all processors spent busy (not idle or waiting for I/O) since boot."""
+    """CPU seconds all processors spent running processes (user, nice, system) or stolen by the
+    hypervisor since boot. Interrupt and softirq time is left out: loopback networking spends
+    much of it on our own traffic, and no process is charged for it."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / TICK
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = values[:8]
+    return (user + nice + system + steal) / TICK
 
 
 def wrk(
@@ -80,7 +87,7 @@ def wrk(
         "-s", str(script), f"http://{LOOPBACK}:{target.port}/",
     ]  # fmt: skip
     before_ours = sum(cpu_seconds(p) for p in ours)
-    before_charged = sum(cpu_seconds(p) for p in charged)
+    before_charged = [cpu_times(p) for p in charged]
     before_self = _self_cpu()
     before_busy = machine_busy_seconds()
     started = time.monotonic()
@@ -88,7 +95,9 @@ def wrk(
     out, err = proc.communicate(timeout=seconds + 60)
     wall = time.monotonic() - started
     busy = machine_busy_seconds() - before_busy
-    charged_cpu = sum(cpu_seconds(p) for p in charged) - before_charged
+    after_charged = [cpu_times(p) for p in charged]
+    charged_system = sum(a[1] - b[1] for a, b in zip(after_charged, before_charged, strict=True))
+    charged_cpu = sum(sum(a) - sum(b) for a, b in zip(after_charged, before_charged, strict=True))
     ours_cpu = sum(cpu_seconds(p) for p in ours) - before_ours + _self_cpu() - before_self
     wrk_cpu = _children_cpu_delta()
     line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
@@ -103,6 +112,7 @@ def wrk(
         p50_ms=p50 / 1000,
         p99_ms=p99 / 1000,
         cpu_us_per_request=charged_cpu / requests * 1e6 if requests and charged else 0.0,
+        system_share=charged_system / charged_cpu if charged_cpu else 0.0,
         others=others,
     )
 
