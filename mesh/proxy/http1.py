@@ -48,7 +48,8 @@ _CHUNK_LINE = re.compile(rb"^([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\r\n$"
 _FIELD_LINES = rf"\r\n((?:[{_TOKEN_CHARS}]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
 _FAST_REQUEST = re.compile(rf"(([{_TOKEN_CHARS}]+) ([\x21-\x7e]+) (HTTP/1\.[01])){_FIELD_LINES}")
 _FAST_RESPONSE = re.compile(rf"(HTTP/1\.([01]) ([0-9]{{3}})(?: [^\n]*)?){_FIELD_LINES}")
-_FIELD = re.compile(rf"([{_TOKEN_CHARS}]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*\r\n")
+# A value is runs of other characters joined by blanks; leading and trailing blanks are left out.
+_FIELD = re.compile(rf"([{_TOKEN_CHARS}]+):[\t ]*((?:[^\t \r\n]+|[\t ]+(?=[^\t \r\n]))*+)[\t ]*\r\n")
 _FRAMING_FIELDS = frozenset(("host", "content-length", "transfer-encoding", "connection", "expect"))
 
 
@@ -136,6 +137,8 @@ def _parse_head(raw: bytes) -> Head:
 def _content_length(values: list[str] | None) -> int | None:
     if not values:
         return None
+    if len(values) == 1 and values[0].isdigit() and values[0].isascii():  # the usual case
+        return int(values[0])
     lengths = {v.strip() for value in values for v in value.split(",")}
     if len(lengths) > 1:
         raise BadMessage("differing Content-Length values")
@@ -174,7 +177,7 @@ def _request(method: str, target: str, version: str, head: Head) -> Request:
     host = _request_host(fields.get("host", ()), target, version)
 
     length = _content_length(fields.get("content-length"))
-    codings = _tokens(fields.get("transfer-encoding", []))
+    codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
     if codings:
         if length is not None:
             raise BadMessage("both Content-Length and Transfer-Encoding")
@@ -186,7 +189,7 @@ def _request(method: str, target: str, version: str, head: Head) -> Request:
     else:
         framing, length = Framing.NONE, 0
 
-    connection = _tokens(fields.get("connection", []))
+    connection = _tokens(fields["connection"]) if "connection" in fields else ()
     keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
     expect = "expect" in fields and "100-continue" in _tokens(fields["expect"])
     return Request(method, target, version, head, host, framing, length, keep_alive, expect)
@@ -239,10 +242,10 @@ def parse_response_strictly(raw: bytes, method: str) -> Response:
 
 def _response(status: int, http11: bool, method: str, head: Head) -> Response:
     fields = _framing_fields(head.headers)
-    connection = _tokens(fields.get("connection", []))
+    connection = _tokens(fields["connection"]) if "connection" in fields else ()
     keep_alive = "close" not in connection and (http11 or "keep-alive" in connection)
     length = _content_length(fields.get("content-length"))
-    codings = _tokens(fields.get("transfer-encoding", []))
+    codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
     if method == "HEAD" or status < 200 or status in (204, 304):
         return Response(status, head, Framing.NONE, 0, keep_alive)
     if codings:
