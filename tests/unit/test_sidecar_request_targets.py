@@ -80,6 +80,16 @@ async def test_asterisk_form_is_forwarded():
     assert answer == ok(b"OPTIONS * HTTP/1.1 0")
 
 
+@pytest.mark.parametrize("fold", [b" ", b"\t"])
+async def test_a_folded_header_line_is_refused_as_folded(fold):
+    """Item 11: an obs-fold line is refused for what it is, not because its name looks malformed."""
+    request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-A: 1\r\n" + fold + b"continued\r\n\r\n"
+    answer, destination = await answer_to(request)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"\r\n\r\nbad request: folded header line\n")
+    assert destination.connections == 0
+
+
 # ---------------------------------------------------------------- item 10: ports and name lengths
 
 
