@@ -126,9 +126,9 @@ def prepare(module: Module) -> Path:
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
         'also_copy = ["conftest.py"]\n'
         "use_git_change_detection = false\n"
-        # Fork each mutant's test process from a server that has only imported the tests: forking
+        # Fork each mutant's test process from a server that has only collected the tests: forking
         # from the process that ran them all leaves caches warm (functools.cache), and a mutant in
-        # a function whose result was cached is never run.
+        # a function whose result is cached there is never run.
         'process_isolation = "forkserver"\n'
     )
     (work / "pyproject.toml").write_text(pyproject)
