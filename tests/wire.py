@@ -88,7 +88,7 @@ class Connection:
             while await self.until(b"\r\n") != b"\r\n":
                 pass  # trailers
         else:
-            body = await self.exactly(int(header(head, b"content-length") or 0))
+            body = await self.exactly(int((header(head, b"content-length") or b"0").split(b",")[0]))
         self.destination.requests.append((head, body))
         return head, body
 
