@@ -73,6 +73,12 @@ class Connection:
         self.destination.received += data
         return data
 
+    async def some(self) -> bytes:
+        """What has arrived (at most 64 KiB); b"" at the end."""
+        data = await self.reader.read(65536)
+        self.destination.received += data
+        return data
+
     async def rest(self) -> bytes:
         data = await self.reader.read()
         self.destination.received += data

@@ -45,7 +45,8 @@ def https_to_localhost(port: int):
 
 
 async def keep(conn: Connection) -> None:
-    await conn.rest()
+    while await conn.some():
+        pass
 
 
 async def send(hello: bytes, pieces: int = 1, make_config=https_to_localhost) -> tuple[bytes, Destination]:
@@ -163,3 +164,12 @@ async def test_a_hello_whose_first_two_bytes_come_alone_is_still_sniffed_as_tls(
         writer.close()
         await asyncio.sleep(0.05)
     assert bytes(destination.received) == hello
+
+
+async def test_a_hello_whose_extensions_claim_more_bytes_than_it_has_is_refused(capsys):
+    exts = sni((0, b"localhost"))
+    fixed = hello_body()[:-2]
+    hello = records(fixed + (len(exts) + 10).to_bytes(2, "big") + exts)
+    _, destination = await send(hello)
+    assert destination.connections == 0
+    assert reasons(capsys.readouterr().out) == ["bad ClientHello: truncated ClientHello"]
