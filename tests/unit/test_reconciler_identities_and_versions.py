@@ -59,7 +59,10 @@ def test_identities_come_from_service_accounts_pods_and_workloads(obj, identity)
 
 
 def test_workloads_without_a_pod_template_and_other_kinds_name_no_identity():
+    broken = workload("Deployment", "odd", None)
+    broken["spec"]["template"] = "not-a-mapping"  # not validated: the controller must not die on it
     objs = [
+        broken,
         workload("Deployment", "web", None),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}},
     ]

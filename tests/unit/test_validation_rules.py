@@ -113,6 +113,20 @@ def test_an_empty_string_must_not_be_empty():
     assert problems(obj) == [(EGRESS, "spec.sources[0].name", "must not be empty")]
 
 
+def test_a_value_of_another_type_and_a_host_over_the_schema_length():
+    obj = egress(hosts=[3, "a" * 254])
+    assert problems(obj) == [
+        (EGRESS, "spec.hosts[0]", "must be a string (got integer 3)"),
+        (EGRESS, "spec.hosts[1]", f"'{'a' * 254}' is too long"),
+    ]
+
+
+def test_problems_come_in_field_order_not_in_schema_order():
+    obj = egress(sources=[{"kind": "Pod", "name": "curl", "namespace": "curl"}])
+    obj["spec"]["ports"][0]["number"] = 0  # the schema lists sources before ports
+    assert [field for _, field, _ in problems(obj)] == ["spec.ports[0].number", "spec.sources[0].kind"]
+
+
 def test_problems_come_in_field_order():
     obj = egress(ports=[{"number": 0, "protocol": "udp"}], hosts=["ok.example", 3], ipAddresses=["x"])
     assert [field for _, field, _ in problems(obj)] == [
@@ -327,8 +341,9 @@ def test_non_mappings_and_objects_without_apiversion_or_kind():
         "f.yaml: document: must be a mapping (got array)"
     ]
     assert [str(p) for p in validate_object((1,))] == ["document: must be a mapping (got tuple)"]
-    assert problems({"kind": "Egress", "metadata": {"name": "a"}}) == [
-        ("Egress a", "apiVersion", "is required: this is not a Kubernetes object")
+    assert validate_object([1])[0].field == ""
+    assert [str(p) for p in validate_object({"kind": "Egress", "metadata": {"name": "a"}}, "f.yaml")] == [
+        "f.yaml: Egress a: apiVersion: is required: this is not a Kubernetes object"
     ]
 
 
@@ -342,6 +357,8 @@ def test_problem_and_invalid_object_messages():
     )
     assert [p.field for p in raised.value.problems] == ["spec.ports[0].number", "spec.hosts[0]"]
     assert str(Problem("document", "", "must be a mapping")) == "document: must be a mapping"
+    with pytest.raises(InvalidObject, match=r"^f\.yaml: Egress curl/httpbin-80: spec\.ports"):
+        check(bad, "f.yaml")
 
 
 def test_describe_and_key_name_objects():
@@ -350,6 +367,7 @@ def test_describe_and_key_name_objects():
     assert describe({"kind": "Egress", "metadata": "x"}) == "Egress ?"
     assert key({"kind": "Egress", "metadata": {"name": "a", "namespace": None}}) == ("Egress", "", "a")
     assert key({}) == ("", "", "")
+    assert key({"kind": "Egress", "metadata": {"name": "a", "namespace": "curl"}}) == ("Egress", "curl", "a")
 
 
 def test_objects_without_hosts_and_other_kinds_with_hosts_are_kept_as_given():
@@ -367,7 +385,8 @@ def test_objects_without_hosts_and_other_kinds_with_hosts_are_kept_as_given():
 def test_only_core_v1_services_count_as_services():
     knative = service() | {"apiVersion": "serving.knative.dev/v1"}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}}
-    assert validate_objects([gateway(), knative, config_map]).ok  # no Services known: not checked
+    assert validate_objects([gateway(), config_map]).ok  # no Services known: not checked
+    assert validate_objects([gateway(), knative]).ok
 
 
 @pytest.mark.parametrize(
@@ -411,6 +430,16 @@ def test_rule_backends_must_exist_too_and_problems_carry_the_source():
     ]
 
 
+def test_a_duplicate_is_reported_where_it_is():
+    result = validate_objects(load_text(EGRESS_HTTPBIN_80 + "---\n" + EGRESS_HTTPBIN_80, "twice.yaml"))
+    assert str(result.problems[0]).startswith("twice.yaml: document 2 (line 17): Egress curl/httpbin-80: ")
+
+
+def test_rules_that_are_not_mappings_are_schema_errors_only():
+    obj = gateway(rules=["not-a-mapping"])
+    assert [field for _, field, _ in problems(obj)] == ["spec.rules[0]"]
+
+
 def test_a_duplicate_without_source_and_the_objects_after_it():
     result = validate_objects([egress(), egress(), gateway()], services=[service()])
     assert [str(p) for p in result.problems] == [f"{EGRESS}: metadata.name: is defined twice"]
@@ -443,6 +472,8 @@ def test_openapi_schema_translates_to_strict_json_schema():
         "properties": {
             "description": {"type": "string", "format": "hostname"},
             "properties": {"type": "string", "nullable": True},
+            "first": {"nullable": True, "type": "integer", "minimum": 1},
+            "intOrString": {"x-kubernetes-int-or-string": True},
             "nullable": {"nullable": True, "description": "no type"},
             "port": {"x-kubernetes-int-or-string": True, "type": "integer"},
             "list": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
@@ -465,6 +496,8 @@ def test_openapi_schema_translates_to_strict_json_schema():
         "properties": {
             "description": {"type": "string"},
             "properties": {"type": ["string", "null"]},
+            "first": {"type": ["integer", "null"], "minimum": 1},
+            "intOrString": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
             "nullable": {},
             "port": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
             "list": {
