@@ -163,6 +163,7 @@ def name_of(length: int, label: int = 62) -> str:
         ("http://a.com://b", "must be a host name, not a URL: drop 'http://' (got 'http://a.com://b')"),
         ("[::1]", "is an IP address; list addresses in spec.ipAddresses as CIDR, e.g. ::1/32"),
         ("10.1.2.3", "is an IP address; list addresses in spec.ipAddresses as CIDR, e.g. 10.1.2.3/32"),
+        ("X10.1.2.3", None),  # a name whose labels are digits, not an address
         ("*.", "a bare '*' is not a host; set MeshConfig spec.traffic.enableEgress for permissive egress"),
         ("*", "a bare '*' is not a host; set MeshConfig spec.traffic.enableEgress for permissive egress"),
         (
