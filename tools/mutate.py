@@ -41,6 +41,7 @@ class Module:
     path: str
     tests: tuple[str, ...]
     ci: bool
+    floor: float | None  # this module's own floor for --ci (None: the config's ci_floor)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def load_config() -> tuple[dict[str, Module], float]:
         missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
         if not tests or missing:
             raise UsageError(f"{CONFIG.name}: modules.{name}.tests: missing or unknown {missing or tests}")
-        modules[name] = Module(name, path, tuple(tests), bool(entry.get("ci")))
+        floor = entry.get("floor")
+        modules[name] = Module(
+            name, path, tuple(tests), bool(entry.get("ci")), None if floor is None else float(floor)
+        )
     return modules, float(data.get("ci_floor", 90.0))
 
 
@@ -243,7 +247,7 @@ def mutant_order(name: str) -> tuple[str, int]:
     return base, int(number) if number.isdigit() else 0
 
 
-def render(scores: list[Score], floor: float | None) -> str:
+def render(scores: list[Score], floors: dict[str, float | None]) -> str:
     lines = []
     for s in scores:
         for m in sorted(s.survivors, key=lambda m: m.line):
@@ -257,7 +261,8 @@ def render(scores: list[Score], floor: float | None) -> str:
     header = f"{'module':<34} " + " ".join(f"{c:>8}" for c in columns)
     lines += [header, "-" * len(header)]
     for s in scores:
-        mark = "  < floor" if floor is not None and s.percent < floor else ""
+        floor = floors.get(s.module)
+        mark = f"  < floor {floor:g}%" if floor is not None and s.percent < floor else ""
         counts = (s.mutants, s.killed, s.timeouts, s.equivalent, len(s.survivors))
         lines.append(f"{s.path:<34} " + " ".join(f"{c:>8}" for c in counts) + f" {s.percent:>7.1f}%{mark}")
     return "\n".join(lines)
@@ -279,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise UsageError(f"unknown module {', '.join(unknown)}; known: {', '.join(modules)}")
         chosen = [modules[n] for n in args.names] or [m for m in modules.values() if m.ci or not args.ci]
-        floor = args.floor if args.floor is not None else (ci_floor if args.ci else None)
+        floors = {
+            m.name: args.floor
+            if args.floor is not None
+            else (ci_floor if m.floor is None else m.floor)
+            if args.ci
+            else None
+            for m in chosen
+        }
         scores, warnings = [], []
         for module in chosen:
             print(f"mutating {module.path} against {len(module.tests)} test file(s) ...", flush=True)
@@ -295,16 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print()
-    print(render(scores, floor))
+    print(render(scores, floors))
     for warning in warnings:
         print(f"warning: {warning}")
     if args.json:
         report = [asdict(s) | {"percent": round(s.percent, 1)} for s in scores]
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    below = [s for s in scores if floor is not None and s.percent < floor]
+    below = [s for s in scores if floors[s.module] is not None and s.percent < floors[s.module]]
     if below:
-        names = ", ".join(f"{s.path} {s.percent:.1f}%" for s in below)
-        print(f"FAILED: below the floor of {floor:g}%: {names}")
+        names = ", ".join(f"{s.path} {s.percent:.1f}% < {floors[s.module]:g}%" for s in below)
+        print(f"FAILED: below the floor: {names}")
         return 1
     return 0
 
