@@ -33,6 +33,7 @@ from mesh.api.resources import (
 from mesh.api.validation import Problem, describe, field_path, is_mesh_kind, validate_objects
 from mesh.manifests.install import (
     CONTROLLER_NAME,
+    PULL_POLICIES,
     InstallOptions,
     OptionError,
     apply_sets,
@@ -275,7 +276,9 @@ def cmd_inject(args: argparse.Namespace, connect: ApiFactory) -> int:
         init_image=args.init_image or proxy_image,
         controller_url=args.controller_url or injector.default_controller_url(args.osm_namespace),
         mesh_name=args.mesh_name,
+        mesh_namespace=args.osm_namespace,
         exclusions=Exclusions(ip_ranges=tuple(args.exclude_ip_ranges), ports=tuple(args.exclude_ports)),
+        image_pull_policy=args.image_pull_policy,
     )
     out = []
     for doc in load_paths(args.filename):
@@ -538,6 +541,12 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
     _mesh_flags(inject)
     inject.add_argument("--proxy-image", help="sidecar image (default: egress-mesh/proxy:latest)")
     inject.add_argument("--init-image", help="init container image (default: the sidecar image)")
+    inject.add_argument(
+        "--image-pull-policy",
+        choices=PULL_POLICIES,
+        default="IfNotPresent",
+        help="imagePullPolicy of the init container and the sidecar (default: %(default)s)",
+    )
     inject.add_argument(
         "--controller-url",
         help="config server URL (default: http://osm-controller.<osm-namespace>.svc.cluster.local:15128)",

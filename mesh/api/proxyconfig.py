@@ -36,6 +36,9 @@ import jsonschema
 
 SCHEMA_ID = "egress-mesh.io/proxyconfig/v1"
 CONFIG_PORT = 15128
+#: the sidecar's readiness endpoint (HTTP): 200 once a config has been applied, 503 before
+READINESS_PORT = 15021
+READINESS_PATH = "/healthz/ready"
 CONFIG_PATH = "/v1/proxyconfig/{namespace}/{service_account}"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -14,13 +13,20 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from mesh.api.proxyconfig import CONFIG_PORT
-from mesh.api.resources import DEFAULT_MESH_NAME, DEFAULT_MESH_NAMESPACE
+from mesh.api.resources import DEFAULT_MESH_NAME, DEFAULT_MESH_NAMESPACE, Namespace
+from mesh.manifests.install import webhook_config_name, webhook_secret_name
 
 from .injector import InjectionSettings, default_controller_url
 from .reconciler import Reconciler
 from .server import ConfigStore, make_app
 from .sources import DirectorySource, KubernetesSource, Source, SourceError
-from .webhook import generate_certificates, make_webhook_app, patch_ca_bundle
+from .webhook import (
+    NamespaceLookup,
+    generate_certificates,
+    load_certificates,
+    make_webhook_app,
+    patch_ca_bundle,
+)
 
 log = logging.getLogger("mesh.controller")
 
@@ -75,6 +81,18 @@ def make_source(args: argparse.Namespace) -> Source:
     return KubernetesSource(args.mesh_namespace)
 
 
+def injection_settings(args: argparse.Namespace) -> InjectionSettings:
+    """What the webhook injects, from ``mesh-controller run`` arguments."""
+    return InjectionSettings(
+        proxy_image=args.proxy_image,
+        init_image=args.init_image or args.proxy_image,
+        controller_url=args.controller_url or default_controller_url(args.mesh_namespace),
+        mesh_name=args.mesh_name,
+        mesh_namespace=args.mesh_namespace,
+        image_pull_policy=args.image_pull_policy,
+    )
+
+
 async def serve(args: argparse.Namespace) -> int:
     source = make_source(args)
     store = ConfigStore(
@@ -82,55 +100,76 @@ async def serve(args: argparse.Namespace) -> int:
         cluster_domain=args.cluster_domain,
         source_description=source.description,
     )
-    settings = InjectionSettings(
-        proxy_image=args.proxy_image,
-        init_image=args.init_image or args.proxy_image,
-        controller_url=args.controller_url or default_controller_url(args.mesh_namespace),
-        mesh_name=args.mesh_name,
-        image_pull_policy=args.image_pull_policy,
-    )
     runners: list[web.AppRunner] = []
-    background: list[asyncio.Task[None]] = []
+    waited: set[asyncio.Task[None]] = set()
     try:
         runners.append(await _listen(make_app(store), args.host, args.port, "config server"))
-        if args.webhook_port:
-            certs = generate_certificates(args.mesh_namespace)
-            lookup = None
-            if isinstance(source, KubernetesSource):
-                k8s = source
-
-                async def lookup(name: str):  # noqa: ANN202
-                    from mesh.api.resources import Namespace
-
-                    obj = await asyncio.to_thread(k8s.read_namespace, name)
-                    return Namespace.from_object(obj) if obj else None
-
-                background.append(asyncio.create_task(_patch_ca(store, args.mesh_name, certs.ca_pem)))
-            webhook = make_webhook_app(store, settings, lookup)
-            runners.append(
-                await _listen(
-                    webhook, args.host, args.webhook_port, "admission webhook", certs.server_context()
-                )
-            )
+        if args.webhook_port and isinstance(source, KubernetesSource):
+            webhook = make_webhook_app(store, injection_settings(args), _namespace_lookup(source))
+            waited.add(asyncio.create_task(_serve_webhook_from_secret(store, args, webhook, runners)))
+        elif args.webhook_port:
+            webhook = make_webhook_app(store, injection_settings(args))
+            context = generate_certificates(args.mesh_namespace).server_context()
+            runners.append(await _listen(webhook, args.host, args.webhook_port, "admission webhook", context))
         source_task = asyncio.create_task(source.run(store.publish))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         stop_task = asyncio.create_task(stop.wait())
-        await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        waited |= {source_task, stop_task}
+        while not (source_task.done() or stop_task.done()):
+            done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {source_task, stop_task}:
+                waited.discard(task)
+                if task.exception():
+                    raise task.exception()  # type: ignore[misc]
         if source_task.done():
             exc = source_task.exception()
             log.error("source %s stopped: %s", source.description, exc)
             return 1
-        source_task.cancel()
         log.info("stopping")
         return 0
     finally:
-        for task in background:
+        for task in waited:
             task.cancel()
         for runner in runners:
             await runner.cleanup()
+
+
+def _namespace_lookup(source: KubernetesSource) -> NamespaceLookup:
+    async def lookup(name: str) -> Namespace | None:
+        obj = await asyncio.to_thread(source.read_namespace, name)
+        return Namespace.from_object(obj) if obj else None
+
+    return lookup
+
+
+async def _serve_webhook_from_secret(
+    store: ConfigStore, args: argparse.Namespace, webhook: web.Application, runners: list[web.AppRunner]
+) -> None:
+    """Certificates from the Secret every replica shares, then listen, then write the caBundle.
+
+    Not ready until the API server trusts the webhook, so pods are not refused meanwhile. A port
+    that cannot be opened stops the controller (SourceError); API failures are logged after the
+    retries and the controller keeps serving configs."""
+    reason = (
+        f"webhook certificates (Secret {args.mesh_namespace}/{webhook_secret_name(args.mesh_name)}) "
+        f"and caBundle of MutatingWebhookConfiguration {webhook_config_name(args.mesh_name)}"
+    )
+    store.pending.add(reason)
+    try:
+        certs = await load_certificates(args.mesh_name, args.mesh_namespace)
+        runners.append(
+            await _listen(webhook, args.host, args.webhook_port, "admission webhook", certs.server_context())
+        )
+        await patch_ca_bundle(args.mesh_name, certs.ca_pem)
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, the controller keeps serving configs
+        log.error("admission webhook not available: %s", exc)
+    finally:
+        store.pending.discard(reason)
 
 
 async def _listen(app: web.Application, host: str, port: int, what: str, ssl_context=None) -> web.AppRunner:
@@ -143,19 +182,6 @@ async def _listen(app: web.Application, host: str, port: int, what: str, ssl_con
         raise SourceError(f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     log.info("%s listening on %s:%d%s", what, host, port, " (HTTPS)" if ssl_context else "")
     return runner
-
-
-async def _patch_ca(store: ConfigStore, mesh_name: str, ca_pem: bytes) -> None:
-    """Not ready until the API server trusts the webhook, so pods are not refused meanwhile."""
-    reason = f"caBundle of MutatingWebhookConfiguration osm-webhook-{mesh_name}"
-    store.pending.add(reason)
-    with contextlib.suppress(asyncio.CancelledError):
-        try:
-            await patch_ca_bundle(mesh_name, ca_pem)
-        except Exception as exc:  # noqa: BLE001 - reported, the controller keeps serving
-            log.error("could not write the webhook caBundle: %s", exc)
-        finally:
-            store.pending.discard(reason)
 
 
 def main(argv: list[str] | None = None) -> int:

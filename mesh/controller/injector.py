@@ -1,20 +1,23 @@
 """Sidecar injection: plain Kubernetes objects in, plain Kubernetes objects out.
 
 The same pure functions serve the admission webhook, ``meshctl inject`` and the Docker
-backend. An injected pod gets:
+backend. An injected pod gets, ahead of its own init containers (so they are intercepted too):
 
 - init container ``osm-init`` (``init_image``, root with NET_ADMIN) running
   ``mesh-proxy init --proxy-uid 1500 --proxy-port 15001 [--exclude-ip-ranges ...]
   [--exclude-ports ...] [--include-ip-ranges ...]``; exclusions are MeshConfig's
   (``settings.exclusions``) plus the pod's annotations;
-- container ``sidecar`` (``proxy_image``, UID/GID 1500) running
-  ``mesh-proxy run --controller URL`` with POD_NAMESPACE, POD_NAME, POD_IP and
-  POD_SERVICE_ACCOUNT from the downward API;
+- the sidecar ``sidecar`` (``proxy_image``, UID/GID 1500) as a Kubernetes native sidecar: an
+  init container with ``restartPolicy: Always``, running ``mesh-proxy run --controller URL
+  --readiness-port 15021`` with POD_NAMESPACE, POD_NAME, POD_IP and POD_SERVICE_ACCOUNT from the
+  downward API. Its startup probe (``GET :15021/healthz/ready``) succeeds once a config has been
+  applied; the kubelet starts the next init containers and the app containers only then (what
+  Istio's holdApplicationUntilProxyStarts does);
 - annotation ``openservicemesh.io/sidecar-injected: "true"``.
 
 Pods already injected, using the host network, or opted out with
 ``openservicemesh.io/sidecar-injection: disabled`` on the pod or its namespace, are returned
-unchanged.
+unchanged; the webhook never injects pods of the control plane's own namespace.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.api.proxyconfig import CONFIG_PORT, Exclusions
+from mesh.api.proxyconfig import CONFIG_PORT, READINESS_PATH, READINESS_PORT, Exclusions
 from mesh.api.resources import (
     DEFAULT_MESH_NAME,
     DEFAULT_MESH_NAMESPACE,
@@ -60,8 +63,11 @@ class InjectionSettings:
     init_image: str = "egress-mesh/proxy:latest"
     controller_url: str = field(default_factory=default_controller_url)
     mesh_name: str = DEFAULT_MESH_NAME
+    #: the control plane's namespace: the webhook never injects its pods
+    mesh_namespace: str = DEFAULT_MESH_NAMESPACE
     proxy_uid: int = 1500
     proxy_port: int = 15001
+    readiness_port: int = READINESS_PORT
     exclusions: Exclusions = field(default_factory=Exclusions)
     image_pull_policy: str = "IfNotPresent"
 
@@ -72,7 +78,8 @@ def injection_skip_reason(pod: Mapping[str, Any], namespace: Namespace | None = 
     annotations = meta.get("annotations") or {}
     if str(annotations.get(INJECTED_ANNOTATION, "")).lower() == "true":
         return "already injected"
-    names = {c.get("name") for c in (pod.get("spec") or {}).get("containers") or ()}
+    spec = pod.get("spec") or {}
+    names = {c.get("name") for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]}
     if SIDECAR_CONTAINER in names:
         return "already has a sidecar container"
     if (pod.get("spec") or {}).get("hostNetwork"):
@@ -96,8 +103,11 @@ def inject_pod(
     annotations = meta.get("annotations") or {}
     exclusions = effective_exclusions(settings.exclusions, annotations)
     spec = result.setdefault("spec", {})
-    spec["initContainers"] = [*(spec.get("initContainers") or []), init_container(settings, exclusions)]
-    spec["containers"] = [*(spec.get("containers") or []), sidecar_container(settings)]
+    spec["initContainers"] = [
+        init_container(settings, exclusions),
+        sidecar_container(settings),
+        *(spec.get("initContainers") or []),
+    ]
     meta["annotations"] = {**annotations, INJECTED_ANNOTATION: "true"}
     return result
 
@@ -128,7 +138,7 @@ def _refuse_proxy_uid(pod: Mapping[str, Any], proxy_uid: int) -> None:
     UID would bypass the mesh: refuse such pods rather than inject them."""
     spec = pod.get("spec") or {}
     pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
-    for container in spec.get("containers") or ():
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
         uid = (container.get("securityContext") or {}).get("runAsUser", pod_uid)
         if uid == proxy_uid:
             raise InjectionError(
@@ -179,13 +189,17 @@ def init_container(settings: InjectionSettings, exclusions: Exclusions) -> dict[
 
 
 def sidecar_container(settings: InjectionSettings) -> dict[str, Any]:
+    """The native sidecar (an init container that keeps running: ``restartPolicy: Always``)."""
+
     def field_env(name: str, path: str) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
+    ready = {"httpGet": {"path": READINESS_PATH, "port": settings.readiness_port}, "timeoutSeconds": 1}
     return {
         "name": SIDECAR_CONTAINER,
         "image": settings.proxy_image,
         "imagePullPolicy": settings.image_pull_policy,
+        "restartPolicy": "Always",
         "command": [
             "mesh-proxy",
             "run",
@@ -193,7 +207,13 @@ def sidecar_container(settings: InjectionSettings) -> dict[str, Any]:
             settings.controller_url,
             "--port",
             str(settings.proxy_port),
+            "--readiness-port",
+            str(settings.readiness_port),
         ],
+        "ports": [{"name": "proxy-ready", "containerPort": settings.readiness_port, "protocol": "TCP"}],
+        # Up to 10 minutes for a first config (controller starting, API slow), then restarted.
+        "startupProbe": {**ready, "periodSeconds": 1, "failureThreshold": 600},
+        "readinessProbe": {**ready, "periodSeconds": 5, "failureThreshold": 3},
         "env": [
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
@@ -227,6 +247,9 @@ def admission_review(
     pod = request.get("object")
     if (request.get("kind") or {}).get("kind", "Pod") != "Pod" or not isinstance(pod, Mapping):
         return answer
+    pod_namespace = request.get("namespace") or (namespace.name if namespace else "")
+    if pod_namespace == settings.mesh_namespace:  # its pods would wait for the webhook they serve
+        return answer
     if not is_monitored(namespace, settings.mesh_name):
         return answer
     try:
@@ -247,12 +270,17 @@ def json_patch(original: Mapping[str, Any], injected: Mapping[str, Any]) -> list
     spec, new_spec = original.get("spec") or {}, injected.get("spec") or {}
     for fld in ("initContainers", "containers"):
         old, new = spec.get(fld) or [], new_spec.get(fld) or []
+        added = len(new) - len(old)
         if old == new:
             continue
-        if fld not in spec:
+        if fld not in spec or not old:
             ops.append({"op": "add", "path": f"/spec/{fld}", "value": new})
-        else:
+        elif added > 0 and new[added:] == old:  # inserted in front
+            ops += [{"op": "add", "path": f"/spec/{fld}/{i}", "value": c} for i, c in enumerate(new[:added])]
+        elif added > 0 and new[: len(old)] == old:
             ops += [{"op": "add", "path": f"/spec/{fld}/-", "value": c} for c in new[len(old) :]]
+        else:
+            ops.append({"op": "replace", "path": f"/spec/{fld}", "value": new})
     meta, new_meta = original.get("metadata") or {}, injected.get("metadata") or {}
     old_ann, new_ann = meta.get("annotations"), new_meta.get("annotations") or {}
     if ops and "metadata" not in original:

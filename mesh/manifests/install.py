@@ -1,9 +1,11 @@
 """The install manifests, rendered from options (pure functions, no cluster needed).
 
 ``render_install(options)`` returns, in apply order: the mesh Namespace, the CRDs, the
-controller's ServiceAccount, ClusterRole and ClusterRoleBinding, the ``osm-controller`` Service
-and Deployment, the MutatingWebhookConfiguration ``osm-webhook-<mesh>`` (caBundle patched in by
-the controller at start) and the MeshConfig ``osm-mesh-config``.
+controller's ServiceAccount, ClusterRole and ClusterRoleBinding, its Role and RoleBinding (the
+webhook certificate Secret ``osm-webhook-<mesh>-cert`` in the mesh namespace), the
+``osm-controller`` Service and Deployment, the MutatingWebhookConfiguration
+``osm-webhook-<mesh>`` (caBundle patched in by the controller at start) and the MeshConfig
+``osm-mesh-config``.
 
 Options come from ``meshctl install`` flags and Helm-style ``--set key=value`` (``SET_KEYS``).
 """
@@ -31,11 +33,18 @@ WEBHOOK_NAME = "sidecar-injector.openservicemesh.io"
 DEFAULT_REGISTRY = "egress-mesh"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PART_OF = {"app.kubernetes.io/part-of": "egress-mesh"}
+#: set by the API server on every Namespace (Kubernetes 1.21+)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def webhook_config_name(mesh_name: str) -> str:
     """Name of the MutatingWebhookConfiguration whose caBundle the controller patches."""
     return f"osm-webhook-{mesh_name}"
+
+
+def webhook_secret_name(mesh_name: str) -> str:
+    """Secret (in the mesh namespace) holding the webhook CA and serving certificate every replica uses."""
+    return f"{webhook_config_name(mesh_name)}-cert"
 
 
 def cluster_role_name(mesh_name: str) -> str:
@@ -278,6 +287,46 @@ def cluster_role_binding(options: InstallOptions) -> dict[str, Any]:
     }
 
 
+def role(options: InstallOptions) -> dict[str, Any]:
+    """The webhook certificate Secret only: create it when absent (a create cannot be limited to a
+    name), read and replace it (when unusable) by name."""
+    secret = webhook_secret_name(options.mesh_name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(CONTROLLER_NAME, options),
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [secret],
+                "verbs": ["get", "update"],
+            },
+        ],
+    }
+
+
+def role_binding(options: InstallOptions) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(CONTROLLER_NAME, options),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CONTROLLER_NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": options.namespace}],
+    }
+
+
+def webhook_secret(options: InstallOptions) -> dict[str, Any]:
+    """The Secret as ``meshctl uninstall`` deletes it (the controller creates it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(webhook_secret_name(options.mesh_name), options),
+        "type": "kubernetes.io/tls",
+    }
+
+
 def controller_service(options: InstallOptions) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -310,6 +359,8 @@ def controller_deployment(options: InstallOptions) -> dict[str, Any]:
         options.proxy_image,
         "--init-image",
         options.init_image,
+        "--image-pull-policy",
+        options.image_pull_policy,
     ]
     probe = {"httpGet": {"path": "/readyz", "port": CONFIG_PORT}, "periodSeconds": 2, "failureThreshold": 3}
     container = {
@@ -376,7 +427,13 @@ def mutating_webhook(options: InstallOptions) -> dict[str, Any]:
                         "scope": "Namespaced",
                     }
                 ],
-                "namespaceSelector": {"matchLabels": {MONITORED_BY_LABEL: options.mesh_name}},
+                # The control plane's own namespace never: its pods would wait for the webhook they serve.
+                "namespaceSelector": {
+                    "matchLabels": {MONITORED_BY_LABEL: options.mesh_name},
+                    "matchExpressions": [
+                        {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": [options.namespace]}
+                    ],
+                },
                 "failurePolicy": "Fail",
                 "sideEffects": "None",
                 "admissionReviewVersions": ["v1"],
@@ -421,6 +478,8 @@ def render_install(options: InstallOptions | None = None) -> list[dict[str, Any]
         service_account(options),
         cluster_role(options),
         cluster_role_binding(options),
+        role(options),
+        role_binding(options),
         controller_service(options),
         controller_deployment(options),
         mutating_webhook(options),
@@ -439,6 +498,9 @@ def render_uninstall(
         mutating_webhook(options),
         controller_deployment(options),
         controller_service(options),
+        webhook_secret(options),
+        role_binding(options),
+        role(options),
         cluster_role_binding(options),
         cluster_role(options),
         service_account(options),

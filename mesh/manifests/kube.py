@@ -90,8 +90,8 @@ class Kubernetes:
 
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            raise KubeError(
+        except ResourceNotFoundError:  # discovery was refreshed once already by the client
+            raise NotServed(
                 f"the cluster does not serve {kind} ({api_version}); is the mesh installed?"
             ) from None
 

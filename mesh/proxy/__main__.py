@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from mesh.api.proxyconfig import Identity, ProxyConfig
+from mesh.proxy import eventloop
 from mesh.proxy.configsource import ControllerSource, FileSource
 from mesh.proxy.log import emit
+from mesh.proxy.readiness import Readiness
 from mesh.proxy.sidecar import PROXY_PORT, Sidecar
 
 
@@ -28,6 +30,13 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default=None, help="listen address (default: all addresses)")
     parser.add_argument(
         "--gateway-timeout", type=float, default=1.0, help="seconds to reach the egress gateway (default 1.0)"
+    )
+    parser.add_argument(
+        "--readiness-port",
+        type=int,
+        default=0,
+        help="serve GET /healthz/ready here: 200 once a config is applied, 503 before (default 0: off; "
+        "injected sidecars use 15021)",
     )
 
 
@@ -58,6 +67,7 @@ def _identity(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iden
 
 async def serve(args: argparse.Namespace, identity: Identity | None) -> int:
     sidecar = Sidecar(identity, port=args.port, host=args.listen, gateway_timeout=args.gateway_timeout)
+    readiness = Readiness()
     stop = asyncio.Event()
     failure: list[str] = []
 
@@ -67,6 +77,19 @@ async def serve(args: argparse.Namespace, identity: Identity | None) -> int:
         except OSError as exc:
             failure.append(f"mesh-proxy: cannot listen on port {args.port}: {exc.strerror or exc}")
             stop.set()
+            return
+        if sidecar.config == config:  # not refused (e.g. a config for another identity)
+            readiness.applied(config)
+
+    if args.readiness_port:
+        try:
+            await readiness.start(args.readiness_port)
+        except OSError as exc:
+            print(
+                f"mesh-proxy: cannot listen on port {args.readiness_port}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 1
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +106,7 @@ async def serve(args: argparse.Namespace, identity: Identity | None) -> int:
     for task in [*tasks, stopper]:
         task.cancel()
     sidecar.close()
+    await readiness.close()
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception():
             failure.append(f"mesh-proxy: config source failed: {task.exception()}")
@@ -113,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--controller needs --identity NS/SA (or POD_NAMESPACE and POD_SERVICE_ACCOUNT)")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be 1-65535, got {args.port}")
+    if not 0 <= args.readiness_port < 65536 or args.readiness_port == args.port:
+        parser.error(
+            f"--readiness-port must be 1-65535 (0: off) and differ from --port, got {args.readiness_port}"
+        )
     if args.gateway_timeout <= 0:
         parser.error("--gateway-timeout must be positive")
     try:
-        return asyncio.run(serve(args, identity))
+        return eventloop.run(serve(args, identity))  # uvloop where installed
     except KeyboardInterrupt:
         return 130
 

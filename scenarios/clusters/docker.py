@@ -897,6 +897,11 @@ class DockerCluster(Cluster):
             "status.hostIP": pod.ip,
         }
         for init in pod.spec.get("initContainers") or ():
+            if init.get("restartPolicy") == "Always":  # a native sidecar: keeps running beside the app
+                spec = self._container_spec(pod, init, "container", fields)
+                pod.containers[init["name"]] = self._start(spec).name
+                actions.append(spec.cli())
+                continue
             spec = self._container_spec(pod, init, "init", fields)
             started = self._start(spec)
             pod.init_containers[init["name"]] = started.name

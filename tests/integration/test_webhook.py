@@ -119,14 +119,14 @@ async def test_curl_pod_in_monitored_namespace_gets_the_sidecar(webhook):
     assert answer["response"]["uid"] == "3f1c1c1e-0000-4000-8000-000000000001"
     pod = patched(copy.deepcopy(CURL_POD), answer)
 
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["curl", "sidecar"]
-    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["osm-init"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["curl"]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["osm-init", "sidecar"]
     init = pod["spec"]["initContainers"][0]
     assert init["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
     assert init["command"][:2] == ["mesh-proxy", "init"]
     assert init["command"][init["command"].index("--exclude-ports") + 1] == "6379"  # from MeshConfig
-    sidecar = pod["spec"]["containers"][1]
-    assert sidecar["image"] == "egress-mesh/proxy:t1"
+    sidecar = pod["spec"]["initContainers"][1]
+    assert sidecar["image"] == "egress-mesh/proxy:t1" and sidecar["restartPolicy"] == "Always"
     assert sidecar["securityContext"]["runAsUser"] == 1500
     assert "--controller" in sidecar["command"]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in sidecar["env"]}
@@ -199,7 +199,7 @@ async def test_namespace_unknown_to_the_store_is_looked_up(certs):
     finally:
         await runner.cleanup()
     assert looked_up == ["fresh"]
-    assert [c["name"] for c in patched(pod, answer)["spec"]["containers"]] == ["curl", "sidecar"]
+    assert [c["name"] for c in patched(pod, answer)["spec"]["initContainers"]] == ["osm-init", "sidecar"]
 
 
 def test_serving_certificate_names_the_controller_service(certs):

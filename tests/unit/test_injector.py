@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from dataclasses import replace
 
 import jsonpatch
 import pytest
@@ -85,7 +86,7 @@ def test_injected_pod_has_init_sidecar_and_annotation():
         "--exclude-ports",
         "6379",
     ]
-    sidecar = containers(pod)["sidecar"]
+    sidecar = containers(pod, "initContainers")["sidecar"]
     assert sidecar["command"][:4] == ["mesh-proxy", "run", "--controller", SETTINGS.controller_url]
     assert sidecar["securityContext"]["runAsUser"] == 1500
     assert sidecar["securityContext"]["runAsGroup"] == 1500
@@ -96,8 +97,33 @@ def test_injected_pod_has_init_sidecar_and_annotation():
         "POD_IP": "status.podIP",
         "POD_SERVICE_ACCOUNT": "spec.serviceAccountName",
     }
-    assert list(containers(pod)) == ["curl", "sidecar"]
+    assert list(containers(pod)) == ["curl"]
+    assert list(containers(pod, "initContainers")) == ["osm-init", "sidecar"]
     assert pod["metadata"]["annotations"]["openservicemesh.io/sidecar-injected"] == "true"
+
+
+def test_sidecar_is_a_native_sidecar_the_apps_wait_for():
+    """Kubernetes starts the containers after a restartPolicy Always init container only once its
+    startup probe passed: the probe must ask the sidecar's readiness endpoint, on the port given
+    to mesh-proxy run."""
+    sidecar = containers(inject_pod(curl_pod(), SETTINGS), "initContainers")["sidecar"]
+    assert sidecar["restartPolicy"] == "Always"
+    command = sidecar["command"]
+    port = int(command[command.index("--readiness-port") + 1])
+    assert port == 15021
+    for probe in ("startupProbe", "readinessProbe"):
+        assert sidecar[probe]["httpGet"] == {"path": "/healthz/ready", "port": port}
+    assert sidecar["startupProbe"]["periodSeconds"] == 1
+    assert sidecar["startupProbe"]["failureThreshold"] * sidecar["startupProbe"]["periodSeconds"] >= 300
+
+
+def test_pull_policy_reaches_the_init_container_and_the_sidecar():
+    settings = replace(SETTINGS, image_pull_policy="Never")
+    injected = containers(inject_pod(curl_pod(), settings), "initContainers")
+    assert {name: c["imagePullPolicy"] for name, c in injected.items()} == {
+        "osm-init": "Never",
+        "sidecar": "Never",
+    }
 
 
 def test_injection_is_idempotent_and_does_not_touch_the_input():
@@ -159,7 +185,8 @@ def test_workloads_get_their_pod_template_injected(kind):
     obj["kind"] = kind
     injected = inject_workload(obj, SETTINGS)
     template = injected["spec"]["template"]
-    assert set(containers(template)) == {"curl", "sidecar"}
+    assert set(containers(template)) == {"curl"}
+    assert set(containers(template, "initContainers")) == {"osm-init", "sidecar"}
     assert template["metadata"]["annotations"]["openservicemesh.io/sidecar-injected"] == "true"
     assert injected["spec"]["replicas"] == 1
 
@@ -201,12 +228,32 @@ def test_admission_patch_applied_gives_the_injected_pod():
     assert apply_response(pod, answer) == inject_pod(pod, SETTINGS)
 
 
-def test_admission_patch_appends_to_existing_init_containers_and_annotations():
+def test_admission_patch_puts_the_mesh_ahead_of_existing_init_containers_and_keeps_annotations():
+    """The pod's own init containers run intercepted, after the sidecar is ready: no egress before it."""
     pod = curl_pod(team="a")
-    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}, {"name": "migrate", "image": "m"}]
     patched = apply_response(pod, admission_review(review(pod), SETTINGS, MONITORED))
-    assert [c["name"] for c in patched["spec"]["initContainers"]] == ["setup", "osm-init"]
+    assert [c["name"] for c in patched["spec"]["initContainers"]] == [
+        "osm-init",
+        "sidecar",
+        "setup",
+        "migrate",
+    ]
+    assert patched == inject_pod(pod, SETTINGS)
     assert patched["metadata"]["annotations"] == {"team": "a", "openservicemesh.io/sidecar-injected": "true"}
+
+
+def test_admission_never_injects_the_control_plane_namespace():
+    """Even labelled monitored, the mesh's own namespace is left alone: its controller pods would
+    otherwise wait for the webhook they serve."""
+    mesh_ns = Namespace("osm-system", labels={"openservicemesh.io/monitored-by": "osm"})
+    request = review(curl_pod())
+    request["request"]["namespace"] = "osm-system"
+    request["request"]["object"]["metadata"]["namespace"] = "osm-system"
+    answer = admission_review(request, SETTINGS, mesh_ns)
+    assert answer["response"]["allowed"] is True and "patch" not in answer["response"]
+    other_mesh_ns = replace(SETTINGS, mesh_namespace="other-system")
+    assert "patch" in admission_review(request, other_mesh_ns, mesh_ns)["response"]
 
 
 def test_admission_leaves_unmonitored_and_opted_out_pods_alone():
@@ -238,17 +285,28 @@ def test_admission_refuses_an_app_running_as_the_sidecar_uid(where, context):
     assert "'curl' runs as UID 1500" in response["status"]["message"]
 
 
+def test_admission_refuses_an_init_container_running_as_the_sidecar_uid():
+    pod = curl_pod()
+    pod["spec"]["initContainers"] = [
+        {"name": "setup", "image": "busybox", "securityContext": {"runAsUser": 1500}}
+    ]
+    response = admission_review(review(pod), SETTINGS, MONITORED)["response"]
+    assert response["allowed"] is False
+    assert "'setup' runs as UID 1500" in response["status"]["message"]
+
+
 def test_container_uid_overrides_a_pod_uid_of_1500():
     pod = curl_pod()
     pod["spec"]["securityContext"] = {"runAsUser": 1500}
     pod["spec"]["containers"][0]["securityContext"] = {"runAsUser": 1000}
-    assert "sidecar" in containers(inject_pod(pod, SETTINGS))
+    assert "sidecar" in containers(inject_pod(pod, SETTINGS), "initContainers")
 
 
-@pytest.mark.parametrize("version", ["1.30.0", "1.33.0", "1.37.0"])
+@pytest.mark.parametrize("version", ["1.35.0", "1.36.0", "1.37.0"])
 def test_injected_objects_are_valid_kubernetes(version):
     import kubernetes_validate
 
     pod = curl_pod(**{"openservicemesh.io/outbound-port-exclusion-list": "5432"})
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
     for obj in (inject_pod(pod, SETTINGS), inject_workload(CURL_DEPLOYMENT, SETTINGS)):
         kubernetes_validate.validate(obj, version, strict=True)

@@ -3,8 +3,11 @@ settings the controller, the webhook and the article rely on."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
+import jsonpatch
 import kubernetes_validate
 import pytest
 
@@ -17,6 +20,7 @@ from mesh.manifests.install import (
     render_install,
     render_uninstall,
     webhook_config_name,
+    webhook_secret_name,
 )
 
 CUSTOM_GROUPS = ("openservicemesh.io/", "smi-spec.io/")
@@ -64,6 +68,8 @@ def test_install_objects_in_apply_order() -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "Service",
         "Deployment",
         "MutatingWebhookConfiguration",
@@ -94,6 +100,7 @@ def test_controller_service_and_deployment() -> None:
         "--webhook-port": "9443",
         "--proxy-image": "egress-mesh/proxy:latest",
         "--init-image": "egress-mesh/proxy:latest",
+        "--image-pull-policy": "IfNotPresent",
     }
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 15128}
     assert pod["spec"]["serviceAccountName"] == "osm-controller"
@@ -111,7 +118,13 @@ def test_webhook_configuration() -> None:
             "port": 443,
         }
     }
-    assert hook["namespaceSelector"] == {"matchLabels": {"openservicemesh.io/monitored-by": "edge"}}
+    assert hook["namespaceSelector"] == {
+        "matchLabels": {"openservicemesh.io/monitored-by": "edge"},
+        # never the control plane's own namespace, even labelled (the API server sets this label)
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["mesh-control"]}
+        ],
+    }
     assert (hook["failurePolicy"], hook["sideEffects"], hook["admissionReviewVersions"]) == (
         "Fail",
         "None",
@@ -143,6 +156,76 @@ def test_rbac_lets_the_controller_watch_and_patch_the_webhook() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "osm-controller", "namespace": "osm-system"}
     ]
+
+
+def test_rbac_for_the_webhook_certificate_secret_is_namespaced_and_narrow() -> None:
+    objects = RENDERINGS["non-default"]
+    role, binding = by_kind(objects, "Role"), by_kind(objects, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "mesh-control"
+    granted = {
+        (resource, verb, tuple(rule.get("resourceNames", ())))
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert webhook_secret_name("edge") == "osm-webhook-edge-cert"
+    secret = ("osm-webhook-edge-cert",)
+    assert granted == {("secrets", "create", ()), ("secrets", "get", secret), ("secrets", "update", secret)}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "osm-controller",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "osm-controller", "namespace": "mesh-control"}
+    ]
+    cluster_role = by_kind(objects, "ClusterRole")
+    assert not any("secrets" in rule["resources"] for rule in cluster_role["rules"])
+    uninstalled = [(o["kind"], o["metadata"]["name"]) for o in render_uninstall(NON_DEFAULT)]
+    assert {
+        ("Secret", "osm-webhook-edge-cert"),
+        ("Role", "osm-controller"),
+        ("RoleBinding", "osm-controller"),
+    } <= set(uninstalled)
+
+
+async def test_pull_policy_reaches_the_injected_containers_through_the_controller_args() -> None:
+    """--set osm.image.pullPolicy -> the controller's args -> what its webhook answers."""
+    options, _ = apply_sets(InstallOptions(), ["osm.image.pullPolicy=Never"])
+    deployment = by_kind(render_install(options), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["imagePullPolicy"] == "Never"
+    args = dict(zip(container["args"], container["args"][1:], strict=False))
+    assert args.get("--image-pull-policy") == "Never"
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from mesh.api.resources import Namespace
+    from mesh.controller.__main__ import build_parser, injection_settings
+    from mesh.controller.server import ConfigStore
+    from mesh.controller.webhook import make_webhook_app
+
+    settings = injection_settings(build_parser().parse_args(container["args"]))
+    monitored = Namespace("curl", labels={"openservicemesh.io/monitored-by": "osm"})
+
+    async def lookup(name: str) -> Namespace | None:
+        return monitored if name == "curl" else None
+
+    pod = {
+        "metadata": {"name": "curl", "namespace": "curl"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "1", "kind": {"kind": "Pod"}, "namespace": "curl", "object": pod},
+    }
+    async with TestClient(TestServer(make_webhook_app(ConfigStore(), settings, lookup))) as client:
+        answer = await (await client.post("/mutate-pod-creation", json=review)).json()
+    patch = json.loads(base64.b64decode(answer["response"]["patch"]))
+    patched = jsonpatch.apply_patch(pod, patch)
+    policies = {c["name"]: c["imagePullPolicy"] for c in patched["spec"]["initContainers"]}
+    assert policies == {"osm-init": "Never", "sidecar": "Never"}
 
 
 def test_meshconfig_follows_the_options() -> None:

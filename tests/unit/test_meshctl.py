@@ -372,15 +372,18 @@ spec:
       containers:
       - {name: curl, image: egress-mesh/curl, command: [sleep, infinity]}
 """
-    done = meshctl("inject", "-f", "-", "--proxy-image", "egress-mesh/proxy:t1", stdin=manifest)
+    argv = ["inject", "-f", "-", "--proxy-image", "egress-mesh/proxy:t1", "--image-pull-policy", "Never"]
+    done = meshctl(*argv, stdin=manifest)
     assert done.returncode == 0, done.stderr
     account, deployment = yaml.safe_load_all(done.stdout)
     assert account == yaml.safe_load(manifest.split("---")[0])
     pod = deployment["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["containers"]] == ["curl", "sidecar"]
-    assert pod["containers"][1]["image"] == "egress-mesh/proxy:t1"
-    assert [c["name"] for c in pod["initContainers"]] == ["osm-init"]
-    sidecar_command = " ".join(pod["containers"][1].get("command", []) + pod["containers"][1].get("args", []))
+    assert [c["name"] for c in pod["containers"]] == ["curl"]
+    assert [c["name"] for c in pod["initContainers"]] == ["osm-init", "sidecar"]
+    sidecar = pod["initContainers"][1]
+    assert sidecar["image"] == "egress-mesh/proxy:t1" and sidecar["restartPolicy"] == "Always"
+    assert [c["imagePullPolicy"] for c in pod["initContainers"]] == ["Never", "Never"]
+    sidecar_command = " ".join(sidecar.get("command", []) + sidecar.get("args", []))
     assert "http://osm-controller.osm-system.svc.cluster.local:15128" in sidecar_command
 
 

@@ -26,11 +26,14 @@ BUILTIN = {
         ("services", "Service", True),
         ("pods", "Pod", True),
         ("serviceaccounts", "ServiceAccount", True),
+        ("secrets", "Secret", True),
     ],
     "apps/v1": [("deployments", "Deployment", True)],
     "rbac.authorization.k8s.io/v1": [
         ("clusterroles", "ClusterRole", False),
         ("clusterrolebindings", "ClusterRoleBinding", False),
+        ("roles", "Role", True),
+        ("rolebindings", "RoleBinding", True),
     ],
     "admissionregistration.k8s.io/v1": [
         ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False)
@@ -39,10 +42,10 @@ BUILTIN = {
 }
 
 
-def served() -> dict[str, list[tuple[str, str, bool]]]:
+def served(with_crds: bool = True) -> dict[str, list[tuple[str, str, bool]]]:
     """Built-in resources plus those of the CRDs applied so far (as a real API server does)."""
     resources = {gv: list(found) for gv, found in BUILTIN.items()}
-    for key, obj in FakeApiServer.objects.items():
+    for key, obj in FakeApiServer.objects.items() if with_crds else ():
         if key.startswith("apiextensions.k8s.io/v1/"):
             spec = obj["spec"]
             for version in spec["versions"]:
@@ -55,6 +58,9 @@ def served() -> dict[str, list[tuple[str, str, bool]]]:
 class FakeApiServer(BaseHTTPRequestHandler):
     objects: dict[str, dict[str, Any]] = {}
     requests: list[tuple[str, str, str]] = []  # method, path with query, content type
+    #: how many group lists (GET /apis) still leave out established CRDs, as an API server does
+    #: for a moment after a CRD is established
+    discovery_lag = 0
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -94,7 +100,10 @@ class FakeApiServer(BaseHTTPRequestHandler):
         if path == "/api":
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
         if path == "/apis":
-            groups = [gv for gv in served() if "/" in gv]
+            crds = any(key.startswith("apiextensions.k8s.io/v1/") for key in FakeApiServer.objects)
+            lagging = crds and FakeApiServer.discovery_lag > 0
+            FakeApiServer.discovery_lag -= lagging
+            groups = [gv for gv in served(with_crds=not lagging) if "/" in gv]
             return {
                 "kind": "APIGroupList",
                 "groups": [
@@ -187,6 +196,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache goes there
     FakeApiServer.objects = {}
     FakeApiServer.requests = []
+    FakeApiServer.discovery_lag = 0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -274,6 +284,21 @@ def test_meshctl_install_through_the_api(server: Path, capsys: pytest.CaptureFix
     assert "controller:      ready" in out and "namespaces:      curl" in out
     assert cli.main(["uninstall", "--kubeconfig", str(server)]) == 0
     assert not any("osm-controller" in key for key in FakeApiServer.objects)
+
+
+def test_meshctl_install_waits_for_the_crds_kinds_to_be_discovered(
+    server: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An established CRD's kind may be missing from discovery for a moment: install retries."""
+    FakeApiServer.discovery_lag = 2
+    argv = ["install", "--kubeconfig", str(server), "--timeout", "20"]
+    assert cli.main(argv) == 0, capsys.readouterr()
+    assert (
+        "config.openservicemesh.io/v1alpha2/osm-system/meshconfigs/osm-mesh-config" in FakeApiServer.objects
+    )
+    assert FakeApiServer.discovery_lag == 0  # both lagging answers were seen, and retried past
+    out = capsys.readouterr().out
+    assert "MeshConfig osm-system/osm-mesh-config created" in out
 
 
 def test_rejected_credentials_are_named(server: Path) -> None:
