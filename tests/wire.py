@@ -17,7 +17,7 @@ from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, Rule
 from mesh.proxy.sidecar import Sidecar
 
 ID = Identity("curl", "curl")
-WAIT = 3.0  # seconds a test waits for an answer (or for a close) before it counts as a hang
+WAIT = 1.5  # seconds a test waits for an answer (or for a close) before it counts as a hang
 BIG = 1 << 20  # stream limit for reading heads near the 64 KiB limit
 
 Script = Callable[["Connection"], Awaitable[None]]

@@ -13,6 +13,7 @@ import asyncio
 import pytest
 
 from tests.wire import (
+    WAIT,
     Connection,
     Destination,
     connect,
@@ -110,7 +111,7 @@ async def test_chunked_response_with_multi_digit_sizes_is_relayed_and_the_next_o
     async with sidecar_before(Destination(script), permissive) as sidecar:
         reader, writer = await connect(sidecar)
         writer.write(b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        assert await asyncio.wait_for(reader.readexactly(len(first)), 3) == first
+        assert await asyncio.wait_for(reader.readexactly(len(first)), WAIT) == first
         writer.write(b"GET /two HTTP/1.1\r\nHost: a.test\r\n\r\n")
         assert await read_response(reader) == ok(b"second")
         writer.close()
@@ -185,7 +186,7 @@ async def test_responses_without_a_body_end_at_their_head_despite_content_length
         reader, writer = await connect(sidecar)
         writer.write(method + b" /a HTTP/1.1\r\nHost: a.test\r\n\r\nGET /b HTTP/1.1\r\nHost: a.test\r\n\r\n")
         expected = head + ok(b"next")
-        assert await asyncio.wait_for(reader.readexactly(len(expected)), 3) == expected
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), WAIT) == expected
         writer.close()
 
 
@@ -242,7 +243,7 @@ async def test_a_kept_alive_upstream_carries_the_next_request(response):
         reader, writer = await connect(sidecar)
         for path in (b"/one", b"/two"):
             writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: a.test\r\n\r\n")
-            assert await asyncio.wait_for(reader.readexactly(len(response)), 3) == response
+            assert await asyncio.wait_for(reader.readexactly(len(response)), WAIT) == response
         writer.close()
     assert destination.connections == 1
     assert request_lines(destination) == [b"GET /one HTTP/1.1", b"GET /two HTTP/1.1"]
