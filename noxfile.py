@@ -1,4 +1,4 @@
-"""Sessions: tests, e2e, lint, images, bench, demo. Extra arguments after `--` go to the tool."""
+"""Sessions: tests, e2e, lint, images, bench, demo, mutate. Extra arguments after `--` go to the tool."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def bench(session: nox.Session) -> None:
     """Data-plane benchmark: sidecar and gateway against direct, squid and tinyproxy (docs/benchmark.md)."""
     _install(session)
     session.run("python", "-m", "benchmarks.dataplane", *session.posargs)
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """Mutation testing of the security-critical modules (docs/mutation.md): `nox -s mutate -- http1 --ci`."""
+    _install(session)
+    session.run("python", "tools/mutate.py", *session.posargs)
 
 
 @nox.session

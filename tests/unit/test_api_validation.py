@@ -283,6 +283,11 @@ def test_services_in_the_set_count_and_other_kinds_pass_through() -> None:
     result = validate_objects([yaml.safe_load(EGRESS_GATEWAY), GATEWAY_SERVICE, deployment])
     assert result.ok, result.problems
     assert [o["kind"] for o in result.valid] == ["EgressGateway", "Service", "Deployment"]
+    # the Services in the set are the ones that exist: with another one only, the gateway's is missing
+    other = merge_patch(GATEWAY_SERVICE, {"metadata": {"name": "other"}})
+    result = validate_objects([yaml.safe_load(EGRESS_GATEWAY), other, deployment])
+    assert [o["kind"] for o in result.valid] == ["Service", "Deployment"]
+    assert "gateway Service egress-gateway/global-egress-gateway does not exist" in str(result.problems[0])
     result = validate_objects([yaml.safe_load(EGRESS_GATEWAY), deployment], services=["egress-gateway/x"])
     assert "does not exist" in str(result.problems[0])
 
