@@ -58,6 +58,7 @@ def json_encoder(ensure_ascii: bool = True) -> Callable[[Any], str]:
 
 
 encode = json_encoder()
+quote = encode_basestring_ascii  # a string as ``encode`` writes it
 
 
 _pending: list[str] = []
