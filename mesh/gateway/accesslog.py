@@ -27,9 +27,10 @@ request records.
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TextIO
 
@@ -56,14 +57,22 @@ def new_connection_id() -> str:
 
 
 @lru_cache(maxsize=4)  # a busy gateway writes many records within the same second
-def _second(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.")
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
 
 
 def iso_time(epoch: float) -> str:
-    """``2022-11-10T08:15:31.864Z``: UTC, milliseconds, ``Z``."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return _second(moment.replace(microsecond=0)) + f"{moment.microsecond // 1000:03d}Z"
+    """``2022-11-10T08:15:31.864Z``: UTC, milliseconds, ``Z``; what ``datetime.fromtimestamp(epoch,
+    UTC)`` gives (microseconds rounded half to even, then truncated to milliseconds), computed
+    without building a datetime."""
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    return f"{_second(second)}{micros // 1000:03d}Z"
 
 
 def request_record(

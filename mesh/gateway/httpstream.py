@@ -118,15 +118,40 @@ class MessageStream:
         if self.reading_until_close:
             self.body_bytes += len(data)
             return []
-        self._buf += data
         events: list[tuple[str, Head | int]] = []
         try:
-            while self._step(events):
-                pass
+            if self._state == self.HEAD and not self._buf:
+                data = self._whole_messages(data, events)
+            if data:
+                self._buf += data
+                while self._step(events):
+                    pass
         except ValueError:
             self.failed = True
             self.stop()
         return events
+
+    def _whole_messages(self, data: bytes, events: list[tuple[str, Head | int]]) -> bytes:
+        """What ``_step`` does, for the messages at the start of ``data`` that arrived whole (the
+        usual case), without copying them into the buffer; returns the bytes left for ``_step``."""
+        while data and not data.startswith(b"\r\n"):
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                return data
+            head = parse_head(data[:end])
+            events.append(("head", head))
+            self.body_bytes = 0
+            framing = self._framing(head)
+            data = data[end + 4 :]
+            if 0 < framing <= len(data):  # all of a Content-Length body is here
+                self.body_bytes = framing
+                events.append(("end", framing))
+                data = data[framing:]
+            elif not self._start_body(framing, events):
+                return b""  # stopped
+            elif self._state != self.HEAD:
+                return data  # a body that goes on
+        return data
 
     def _step(self, events: list[tuple[str, Head | int]]) -> bool:
         buf = self._buf

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from mesh.gateway import accesslog
 
@@ -82,6 +85,14 @@ def test_connection_ids_are_16_lowercase_hex_and_distinct():
 )
 def test_times_are_utc_with_milliseconds(epoch, text):
     assert accesslog.iso_time(epoch) == text
+
+
+@given(st.floats(min_value=0, max_value=2**33) | st.sampled_from([1.9999995, 1668068131.9999996, 1.0000005]))
+@example(1668068131.9999995)
+def test_times_are_those_datetime_gives(epoch):
+    moment = datetime.fromtimestamp(epoch, UTC)
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert accesslog.iso_time(epoch) == expected
 
 
 @pytest.mark.parametrize(
