@@ -37,21 +37,28 @@ class Head:
     _joined: dict[str, str] | None = None
 
     def get(self, name: str) -> str | None:
-        if self._joined is None:
-            joined: dict[str, list[str]] = {}
-            for key, value in self.headers:
-                joined.setdefault(key, []).append(value)
-            self._joined = {key: ", ".join(values) for key, values in joined.items()}
-        return self._joined.get(name)
+        """The value of header ``name`` (lower case), several joined with ", "."""
+        joined = self._joined
+        if joined is None:
+            joined = self._joined = dict(self.headers)
+            if len(joined) < len(self.headers):  # a name occurs more than once
+                lists: dict[str, list[str]] = {}
+                for key, value in self.headers:
+                    lists.setdefault(key, []).append(value)
+                joined = self._joined = {key: ", ".join(values) for key, values in lists.items()}
+        return joined.get(name)
 
     def framing(self) -> int:
         """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
-        encoding = (self.get("transfer-encoding") or "").lower()
+        encoding = self.get("transfer-encoding")
         if encoding:
+            encoding = encoding.lower()
             return CHUNKED if encoding.rsplit(",", 1)[-1].strip() == "chunked" else UNTIL_CLOSE
         length = self.get("content-length")
         if length is None:
             return UNTIL_CLOSE
+        if length.isdigit():  # the usual case
+            return int(length)
         values = {v.strip() for v in length.split(",")}
         if len(values) != 1 or not next(iter(values)).isdigit():
             raise ValueError(f"bad content-length {length!r}")
