@@ -30,23 +30,64 @@ def looks_like_http(first_bytes: bytes) -> bool:
     return bool(sep) and method in METHODS
 
 
-@dataclass
 class Head:
-    start: tuple[str, str, str]
-    headers: list[tuple[str, str]]
-    _joined: dict[str, str] | None = None
+    """A message head: start line and header lines (names lower case, values stripped)."""
+
+    __slots__ = ("start", "_headers", "_lines", "_lower", "_joined")
+
+    def __init__(self, start: tuple[str, str, str], headers: list[tuple[str, str]] | None, lines: str = ""):
+        self.start = start
+        self._headers = headers
+        self._lines = lines  # a plain head's header lines, each after CRLF, when ``headers`` is None
+        self._lower = ""
+        self._joined: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = [
+                (name.lower(), value.strip()) for name, value in _PLAIN_FIELD.findall(self._lines)
+            ]
+        return self._headers
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Head):
+            return NotImplemented
+        return (self.start, self.headers) == (other.start, other.headers)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Head({self.start!r}, {self.headers!r})"
 
     def get(self, name: str) -> str | None:
         """The value of header ``name`` (lower case), several joined with ", "."""
+        if self._headers is None:  # a plain head: its lines are searched rather than split
+            return self._search(name)
         joined = self._joined
         if joined is None:
-            joined = self._joined = dict(self.headers)
-            if len(joined) < len(self.headers):  # a name occurs more than once
+            joined = self._joined = dict(self._headers)
+            if len(joined) < len(self._headers):  # a name occurs more than once
                 lists: dict[str, list[str]] = {}
-                for key, value in self.headers:
+                for key, value in self._headers:
                     lists.setdefault(key, []).append(value)
                 joined = self._joined = {key: ", ".join(values) for key, values in lists.items()}
         return joined.get(name)
+
+    def _search(self, name: str) -> str | None:
+        """``get`` in plain header lines: there every line starts with CRLF and holds no other."""
+        lines, lower = self._lines, self._lower
+        if not lower:
+            lower = self._lower = lines.lower()
+        marker = f"\r\n{name}:"
+        found = lower.find(marker)
+        values = []
+        while found >= 0:
+            start = found + len(marker)
+            end = lower.find("\r\n", start)
+            values.append(lines[start : len(lines) if end < 0 else end].strip())
+            found = -1 if end < 0 else lower.find(marker, end)
+        return ", ".join(values) if values else None
 
     def framing(self) -> int:
         """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
@@ -76,9 +117,8 @@ def parse_head(raw: bytes) -> Head:
     text = raw.decode("latin-1")
     plain = _PLAIN_HEAD.fullmatch(text)
     if plain is not None:
-        method, target, rest, fields = plain.groups()
-        headers = [(name.lower(), value.strip()) for name, value in _PLAIN_FIELD.findall(fields)]
-        return Head((method, target, rest), headers)
+        method, target, rest, lines = plain.groups()
+        return Head((method, target, rest), None, lines)
     return parse_lines(text)
 
 

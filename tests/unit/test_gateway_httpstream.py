@@ -107,6 +107,8 @@ _PIECES = st.sampled_from(
         b"\n",
         b"\r",
         b"X-A",
+        b"\r\nHost:",
+        b"\r\nContent-Length:",
     ]
 )
 
@@ -116,7 +118,8 @@ def _head_or_error(parse, data):
         head = parse(data)
     except ValueError:
         return "malformed"
-    return head.start, head.headers
+    looked_up = {name: head.get(name) for name in ("host", "content-length", "transfer-encoding", "x-a")}
+    return head.start, head.headers, looked_up
 
 
 @settings(max_examples=500, deadline=None)
