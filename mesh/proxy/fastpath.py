@@ -130,7 +130,7 @@ class FastPath:
                 client.keep(data)
                 self.hand_over(Step.REQUEST)  # a head in pieces, too large, or not a head at all
                 return
-            connection.watch(None)
+            connection.deadline = None  # connection.watch(None): a whole head is here
             cut = end + 4
             try:
                 request = http1.parse_request(data if cut == len(data) else data[:cut])

@@ -286,3 +286,36 @@ async def test_keep_alive_requests_after_the_first_do_not_wake_the_task(capsys, 
     assert len(records) == 22
     # the first request opened the upstream connection (the task); the client's close ends it
     assert steps == [fastpath.Step.FORWARD, fastpath.Step.REQUEST]
+
+
+async def test_timeouts_hold_on_the_following_requests(capsys):
+    received: list[bytes] = []
+    server = await origin(received)
+    port = server.sockets[0].getsockname()[1]
+    sidecar = Sidecar(
+        ID, port=free_port(), host="127.0.0.1", original_destination=lambda _: ("127.0.0.1", port)
+    )
+    sidecar.idle_timeout = sidecar.head_timeout = 0.3
+    await sidecar.apply(ProxyConfig(ID, Mode.PERMISSIVE).with_version())
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+        for path in (b"/warm", b"/again"):
+            writer.write(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path)
+            await reader.readuntil(path + b" 0")
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n")  # and nothing more: 408
+        answer = await asyncio.wait_for(reader.read(), 3)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+        for path in (b"/warm", b"/again"):
+            writer.write(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path)
+            await reader.readuntil(path + b" 0")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # idle: closed
+        assert 0.2 < loop.time() - started < 1.5
+        writer.close()
+    finally:
+        sidecar.close()
+        server.close()
