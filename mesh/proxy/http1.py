@@ -122,6 +122,9 @@ class Response:
 
 
 def _tokens(values: list[str]) -> list[str]:
+    if len(values) == 1 and "," not in values[0]:  # the usual case: one field, one token
+        token = values[0].strip().lower()
+        return [token] if token else []
     return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
 
 
