@@ -122,6 +122,18 @@ def parse_head(raw: bytes) -> Head:
     return parse_lines(text)
 
 
+_END = b"\r\n\r\n"
+
+
+def _parse_or_none(raw: bytes) -> Head | None:
+    if raw.startswith(b"\r\n"):
+        return None  # stray CRLF before a message: the general path skips it
+    try:
+        return parse_head(raw)
+    except ValueError:
+        return None
+
+
 def parse_lines(text: str) -> Head:
     """``parse_head`` line by line: any head, with the reason when it is malformed."""
     lines = text.split("\r\n")
@@ -337,6 +349,8 @@ class HttpObserver:
         return self._requests.stopped and self._responses.stopped
 
     def client_data(self, data: bytes) -> None:
+        if self._whole_request(data):
+            return
         for event, value in self._requests.feed(data):
             if event == "head":
                 assert isinstance(value, Head)
@@ -345,10 +359,62 @@ class HttpObserver:
                     Exchange(method, target, host_of(value, self._default_host), self._clock())
                 )
 
+    def _whole_request(self, data: bytes) -> bool:
+        """The usual case, one whole request head without a body: what ``client_data`` does for
+        it, without its events. False for anything else."""
+        requests = self._requests
+        if requests._state != MessageStream.HEAD or requests._buf or data.find(_END) != len(data) - 4:
+            return False
+        head = _parse_or_none(data[:-4])
+        if (
+            head is None
+            or head.start[0] == "CONNECT"
+            or head.get("transfer-encoding") is not None
+            or head.get("content-length") is not None
+        ):
+            return False
+        requests.body_bytes = 0
+        method, target, _ = head.start
+        self._pending.append(Exchange(method, target, host_of(head, self._default_host), self._clock()))
+        return True
+
     def server_data(self, data: bytes) -> list[Exchange]:
         """Feed bytes from upstream; return the exchanges that completed."""
+        done = self._whole_response(data)
+        if done is not None:
+            return done
         self._handle_response_events(self._responses.feed(data))
         return self._take_completed()
+
+    def _whole_response(self, data: bytes) -> list[Exchange] | None:
+        """The usual case, one whole final response with all of its Content-Length body (or none)
+        answering the oldest request: what ``server_data`` does for it, without its events.
+        None for anything else."""
+        responses = self._responses
+        if responses._state != MessageStream.HEAD or responses._buf or not self._pending or self._answering:
+            return None
+        end = data.find(_END)
+        head = _parse_or_none(data[:end]) if end > 0 else None
+        if head is None or self.completed:
+            return None
+        version, code, _ = head.start
+        exchange = self._pending[0]
+        if not (version.startswith("HTTP/1.") and code.isascii() and code.isdigit()):
+            return None
+        status = int(code)
+        if status < 200 or status in (204, 304) or exchange.method in ("HEAD", "CONNECT"):
+            return None
+        try:
+            length = head.framing()
+        except ValueError:
+            return None
+        if length < 0 or len(data) - end - 4 != length:
+            return None
+        self._pending.popleft()
+        exchange.status = status
+        exchange.response_bytes = responses.body_bytes = length
+        exchange.finished = self._clock()
+        return [exchange]
 
     def close(self) -> list[Exchange]:
         """The tunnel ended: finish what is open; requests without an answer get status None."""

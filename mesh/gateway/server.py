@@ -68,23 +68,30 @@ class Inspector:
     def client_data(self, data: bytes) -> None:
         if not self._decided:
             self._decide(data)
-        if self._http is not None:
-            self._guarded(self._http.client_data, data)
+        http = self._http
+        if http is not None:
+            try:
+                http.client_data(data)
+            except Exception:  # observation must never break the relay
+                self._stopped()
         elif self._tls_buffer is not None:
             self._read_sni(data)
 
     def server_data(self, data: bytes) -> None:
-        if self._http is not None:
-            self._emit(self._guarded(self._http.server_data, data) or [])
+        http = self._http
+        if http is not None:
+            try:
+                exchanges = http.server_data(data)
+            except Exception:
+                self._stopped()
+                return
+            if exchanges:
+                self._emit(exchanges)
 
-    def _guarded(self, observe: Callable[[bytes], Any], data: bytes) -> Any:
-        """Observation must never break the relay: on a parser bug, log it and stop observing."""
-        try:
-            return observe(data)
-        except Exception:
-            log.exception("tunnel %s: HTTP observation stopped", self._tunnel.id)
-            self._http = None
-            return None
+    def _stopped(self) -> None:
+        """A parser bug: log it and stop observing this tunnel."""
+        log.exception("tunnel %s: HTTP observation stopped", self._tunnel.id)
+        self._http = None
 
     def close(self) -> None:
         if self._http is not None:
