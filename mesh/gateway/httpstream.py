@@ -33,13 +33,13 @@ def looks_like_http(first_bytes: bytes) -> bool:
 class Head:
     """A message head: start line and header lines (names lower case, values stripped)."""
 
-    __slots__ = ("start", "_headers", "_lines", "_lower", "_joined")
+    __slots__ = ("start", "_headers", "_lines", "_found", "_joined")
 
     def __init__(self, start: tuple[str, str, str], headers: list[tuple[str, str]] | None, lines: str = ""):
         self.start = start
         self._headers = headers
         self._lines = lines  # a plain head's header lines, each after CRLF, when ``headers`` is None
-        self._lower = ""
+        self._found: dict[str, str] | None = None
         self._joined: dict[str, str] | None = None
 
     @property
@@ -62,32 +62,24 @@ class Head:
 
     def get(self, name: str) -> str | None:
         """The value of header ``name`` (lower case), several joined with ", "."""
-        if self._headers is None:  # a plain head: its lines are searched rather than split
-            return self._search(name)
+        if self._headers is None and name in _FOUND_NAMES:  # a plain head: one search, no split
+            found = self._found
+            if found is None:
+                found = self._found = {}
+                for key, value in _FOUND_FIELD.findall(self._lines):
+                    key, value = key.lower(), value.strip()
+                    found[key] = f"{found[key]}, {value}" if key in found else value
+            return found.get(name)
         joined = self._joined
         if joined is None:
-            joined = self._joined = dict(self._headers)
-            if len(joined) < len(self._headers):  # a name occurs more than once
+            headers = self.headers
+            joined = self._joined = dict(headers)
+            if len(joined) < len(headers):  # a name occurs more than once
                 lists: dict[str, list[str]] = {}
-                for key, value in self._headers:
+                for key, value in headers:
                     lists.setdefault(key, []).append(value)
                 joined = self._joined = {key: ", ".join(values) for key, values in lists.items()}
         return joined.get(name)
-
-    def _search(self, name: str) -> str | None:
-        """``get`` in plain header lines: there every line starts with CRLF and holds no other."""
-        lines, lower = self._lines, self._lower
-        if not lower:
-            lower = self._lower = lines.lower()
-        marker = f"\r\n{name}:"
-        found = lower.find(marker)
-        values = []
-        while found >= 0:
-            start = found + len(marker)
-            end = lower.find("\r\n", start)
-            values.append(lines[start : len(lines) if end < 0 else end].strip())
-            found = -1 if end < 0 else lower.find(marker, end)
-        return ", ".join(values) if values else None
 
     def framing(self) -> int:
         """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
@@ -111,6 +103,12 @@ class Head:
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PLAIN_HEAD = re.compile(rf"([^ \r\n]*) ([^ \r\n]*) ([^\r\n]*)((?:\r\n{_TOKEN}:[\t\x20-\x7e]*)*)")
 _PLAIN_FIELD = re.compile(rf"\r\n({_TOKEN}):([\t\x20-\x7e]*)")
+# The fields the observer looks up, found in a plain head's lines by one search: there CRLF only
+# starts a line, so ``CRLF name:`` is a field of that name.
+_FOUND_NAMES = frozenset(("host", "content-length", "transfer-encoding"))
+_FOUND_FIELD = re.compile(
+    r"\r\n(host|content-length|transfer-encoding):([\t\x20-\x7e]*)", re.IGNORECASE | re.ASCII
+)
 
 
 def parse_head(raw: bytes) -> Head:
