@@ -63,13 +63,15 @@ def mutated_documents(draw) -> dict:
             parent = parent[key]
         action = draw(st.sampled_from(["replace", "remove", "add"]))
         if action == "replace":
-            parent[path[-1]] = draw(_VALUES)
+            parent[path[-1]] = copy.deepcopy(draw(_VALUES))
         elif action == "remove":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["extra", "hosts", "cidrs", "gateway", "pathRegex"]))] = draw(_VALUES)
+            parent[draw(st.sampled_from(["extra", "hosts", "cidrs", "gateway", "pathRegex"]))] = (
+                copy.deepcopy(draw(_VALUES))
+            )
         else:
-            parent.append(draw(_VALUES))
+            parent.append(copy.deepcopy(draw(_VALUES)))
     return document
 
 
