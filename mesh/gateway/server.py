@@ -1,7 +1,8 @@
 """The egress gateway: an asyncio CONNECT server that forwards tunnels and writes the access log.
 
 One task per tunnel while it is set up (never a thread); then the bytes are relayed from the
-protocol callbacks (``mesh.proxy.stream.Splice``), each chunk copied to the observer first.
+protocol callbacks (``mesh.proxy.stream.Splice``), each chunk written on, then copied to the
+observer.
 The sidecar sends ``CONNECT host:port`` (see ``mesh.gateway.tunnel``); the gateway resolves and
 connects with a timeout (502 refused or unresolvable, 504 timed out), answers ``200 Connection
 Established`` and relays bytes both ways unchanged. It refuses (403) to connect to itself, to

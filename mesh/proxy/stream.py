@@ -55,9 +55,9 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         peer = self._peer
         if peer is not None:
+            peer.write(data)  # first: observing is off the bytes' way
             if self._observe is not None:
                 self._observe(data)
-            peer.write(data)
             if peer._drained is not None and not self._paused and self.transport is not None:
                 self._paused = True  # the peer reads slower than we receive: stop reading
                 self.transport.pause_reading()
@@ -242,7 +242,7 @@ class Channel(asyncio.Protocol):
 
 class Splice:
     """Two connections joined: what each receives goes to the other straight from the protocol
-    callback (no task wakes per chunk), copied to ``observe`` first; a peer that reads slowly
+    callback (no task wakes per chunk), then to ``observe``; a peer that reads slowly
     pauses the sender. An end of stream is passed on as a half-close; ``done`` resolves when both
     directions have ended or either connection is lost (then both are closed)."""
 
