@@ -32,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
 import jsonschema
@@ -102,6 +103,39 @@ def request_record(
         "duration_ms": duration_ms,
         "response_bytes": response_bytes,
     }
+
+
+def request_line(
+    connection_id: str,
+    request_time: float,
+    source_address: str,
+    source_port: int,
+    host: str,
+    path: str,
+    method: str,
+    status: int | None,
+    source_identity: str,
+    duration_ms: float | None,
+    response_bytes: int,
+) -> str:
+    """``dumps(request_record(...))`` (same arguments), written directly: one per request."""
+    return (
+        f'{{"connection_id": {_quote(connection_id)}, "request_time": "{iso_time(request_time)}", '
+        f'"source_address": {_quote(source_address)}, "source_port": {int.__repr__(source_port)}, '
+        f'"host": {_quote(host)}, "path": {_quote(path)}, "method": {_quote(method)}, '
+        f'"status": {"null" if status is None else int.__repr__(status)}, '
+        f'"source_identity": {_quote(source_identity)}, '
+        f'"duration_ms": {"null" if duration_ms is None else _number(duration_ms)}, '
+        f'"response_bytes": {int.__repr__(response_bytes)}}}'
+    )
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return dumps(value)
+    return float.__repr__(value)
 
 
 def connection_record(
@@ -236,7 +270,7 @@ def parse_lines(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return requests, connections
 
 
-dumps: Callable[[dict[str, Any]], str] = json_encoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False)
+dumps: Callable[[Any], str] = json_encoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False)
 
 
 def emit(record: dict[str, Any], stream: TextIO | None = None) -> None:

@@ -30,6 +30,7 @@ from mesh.gateway import accesslog
 from mesh.gateway.httpstream import HttpObserver, looks_like_http
 from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
 from mesh.proxy import tls
+from mesh.proxy.log import write_line
 from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect
 
 log = logging.getLogger("mesh.gateway")
@@ -124,6 +125,23 @@ class Inspector:
         assert tunnel.request is not None
         for exchange in exchanges:
             duration = None if exchange.finished is None else (exchange.finished - exchange.started) * 1000
+            if self._sink is accesslog.emit:  # the record's line written directly, as emit would
+                write_line(
+                    accesslog.request_line(
+                        tunnel.id,
+                        exchange.started,
+                        tunnel.source_address,
+                        tunnel.source_port,
+                        exchange.host,
+                        exchange.path,
+                        exchange.method,
+                        exchange.status,
+                        tunnel.request.source,
+                        None if duration is None else round(duration, 3),
+                        exchange.response_bytes,
+                    )
+                )
+                continue
             self._sink(
                 accesslog.request_record(
                     connection_id=tunnel.id,

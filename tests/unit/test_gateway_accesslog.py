@@ -127,3 +127,30 @@ def test_emit_writes_one_flushed_line_and_parse_lines_splits_kinds():
     assert [r["path"] for r in requests] == ["/get"]
     assert [c["destination_port"] for c in connections] == [443]
     assert out.getvalue().count("\n") == 3
+
+
+_TEXT = st.text(max_size=12) | st.sampled_from(["httpbin.org", '/get?a="b"', "ü\\x", "\u2028", "\x00"])
+
+
+@given(
+    st.tuples(
+        _TEXT,
+        st.floats(min_value=0, max_value=2**33),
+        _TEXT,
+        st.integers(0, 65535),
+        _TEXT,
+        _TEXT,
+        _TEXT,
+        st.none() | st.integers(100, 999),
+        _TEXT,
+        st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 10),
+        st.integers(0, 2**40),
+    )
+)
+def test_request_line_is_the_record_as_emit_writes_it(values):
+    names = (
+        "connection_id", "request_time", "source_address", "source_port", "host", "path", "method", "status",
+        "source_identity", "duration_ms", "response_bytes",
+    )  # fmt: skip
+    record = accesslog.request_record(**dict(zip(names, values, strict=True)))
+    assert accesslog.request_line(*values) == accesslog.dumps(record)
