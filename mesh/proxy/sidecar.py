@@ -151,6 +151,7 @@ class ClientConnection:
         self.relaying: tuple[Protocol, str | None] | None = None  # set once bytes flow unparsed
         self.deadline: float | None = None  # when the current wait for the client times out
         self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
         self.timer_at = 0.0
 
     def close(self) -> None:
@@ -166,7 +167,7 @@ class ClientConnection:
         if seconds is None:
             self.deadline = None
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self.deadline = deadline = loop.time() + seconds
         if self.timer is None or self.timer_at > deadline:
             if self.timer is not None:
@@ -177,7 +178,7 @@ class ClientConnection:
         self.timer = None
         if self.deadline is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if loop.time() < self.deadline:
             self.timer, self.timer_at = loop.call_at(self.deadline, self._expire), self.deadline
             return
