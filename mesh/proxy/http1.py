@@ -214,6 +214,8 @@ def _request(method: str, target: str, version: str, head: Head, fields: dict[st
     if method == "CONNECT":
         raise BadMessage("CONNECT is not served by the sidecar")
     host = _request_host(fields.get("host", ()), target, version)
+    if len(fields) == 1 and "host" in fields:  # the usual case: what the general path below gives
+        return Request(method, target, version, head, host, Framing.NONE, 0, version == "HTTP/1.1", False)
 
     length = _content_length(fields.get("content-length"))
     codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
