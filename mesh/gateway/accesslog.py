@@ -27,10 +27,12 @@ request records.
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from functools import lru_cache
+from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
 import jsonschema
@@ -56,14 +58,22 @@ def new_connection_id() -> str:
 
 
 @lru_cache(maxsize=4)  # a busy gateway writes many records within the same second
-def _second(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.")
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
 
 
 def iso_time(epoch: float) -> str:
-    """``2022-11-10T08:15:31.864Z``: UTC, milliseconds, ``Z``."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return _second(moment.replace(microsecond=0)) + f"{moment.microsecond // 1000:03d}Z"
+    """``2022-11-10T08:15:31.864Z``: UTC, milliseconds, ``Z``; what ``datetime.fromtimestamp(epoch,
+    UTC)`` gives (microseconds rounded half to even, then truncated to milliseconds), computed
+    without building a datetime."""
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    return f"{_second(second)}{micros // 1000:03d}Z"
 
 
 def request_record(
@@ -93,6 +103,39 @@ def request_record(
         "duration_ms": duration_ms,
         "response_bytes": response_bytes,
     }
+
+
+def request_line(
+    connection_id: str,
+    request_time: float,
+    source_address: str,
+    source_port: int,
+    host: str,
+    path: str,
+    method: str,
+    status: int | None,
+    source_identity: str,
+    duration_ms: float | None,
+    response_bytes: int,
+) -> str:
+    """``dumps(request_record(...))`` (same arguments), written directly: one per request."""
+    return (
+        f'{{"connection_id": {_quote(connection_id)}, "request_time": "{iso_time(request_time)}", '
+        f'"source_address": {_quote(source_address)}, "source_port": {int.__repr__(source_port)}, '
+        f'"host": {_quote(host)}, "path": {_quote(path)}, "method": {_quote(method)}, '
+        f'"status": {"null" if status is None else int.__repr__(status)}, '
+        f'"source_identity": {_quote(source_identity)}, '
+        f'"duration_ms": {"null" if duration_ms is None else _number(duration_ms)}, '
+        f'"response_bytes": {int.__repr__(response_bytes)}}}'
+    )
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return dumps(value)
+    return float.__repr__(value)
 
 
 def connection_record(
@@ -227,7 +270,7 @@ def parse_lines(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return requests, connections
 
 
-dumps: Callable[[dict[str, Any]], str] = json_encoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False)
+dumps: Callable[[Any], str] = json_encoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False)
 
 
 def emit(record: dict[str, Any], stream: TextIO | None = None) -> None:

@@ -30,28 +30,68 @@ def looks_like_http(first_bytes: bytes) -> bool:
     return bool(sep) and method in METHODS
 
 
-@dataclass
 class Head:
-    start: tuple[str, str, str]
-    headers: list[tuple[str, str]]
-    _joined: dict[str, str] | None = None
+    """A message head: start line and header lines (names lower case, values stripped)."""
+
+    __slots__ = ("start", "_headers", "_lines", "_found", "_joined")
+
+    def __init__(self, start: tuple[str, str, str], headers: list[tuple[str, str]] | None, lines: str = ""):
+        self.start = start
+        self._headers = headers
+        self._lines = lines  # a plain head's header lines, each after CRLF, when ``headers`` is None
+        self._found: dict[str, str] | None = None
+        self._joined: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = [
+                (name.lower(), value.strip()) for name, value in _PLAIN_FIELD.findall(self._lines)
+            ]
+        return self._headers
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Head):
+            return NotImplemented
+        return (self.start, self.headers) == (other.start, other.headers)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Head({self.start!r}, {self.headers!r})"
 
     def get(self, name: str) -> str | None:
-        if self._joined is None:
-            joined: dict[str, list[str]] = {}
-            for key, value in self.headers:
-                joined.setdefault(key, []).append(value)
-            self._joined = {key: ", ".join(values) for key, values in joined.items()}
-        return self._joined.get(name)
+        """The value of header ``name`` (lower case), several joined with ", "."""
+        if self._headers is None and name in _FOUND_NAMES:  # a plain head: one search, no split
+            found = self._found
+            if found is None:
+                found = self._found = {}
+                for key, value in _FOUND_FIELD.findall(self._lines):
+                    key, value = key.lower(), value.strip()
+                    found[key] = f"{found[key]}, {value}" if key in found else value
+            return found.get(name)
+        joined = self._joined
+        if joined is None:
+            headers = self.headers
+            joined = self._joined = dict(headers)
+            if len(joined) < len(headers):  # a name occurs more than once
+                lists: dict[str, list[str]] = {}
+                for key, value in headers:
+                    lists.setdefault(key, []).append(value)
+                joined = self._joined = {key: ", ".join(values) for key, values in lists.items()}
+        return joined.get(name)
 
     def framing(self) -> int:
         """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
-        encoding = (self.get("transfer-encoding") or "").lower()
+        encoding = self.get("transfer-encoding")
         if encoding:
+            encoding = encoding.lower()
             return CHUNKED if encoding.rsplit(",", 1)[-1].strip() == "chunked" else UNTIL_CLOSE
         length = self.get("content-length")
         if length is None:
             return UNTIL_CLOSE
+        if length.isdigit():  # the usual case
+            return int(length)
         values = {v.strip() for v in length.split(",")}
         if len(values) != 1 or not next(iter(values)).isdigit():
             raise ValueError(f"bad content-length {length!r}")
@@ -63,16 +103,33 @@ class Head:
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PLAIN_HEAD = re.compile(rf"([^ \r\n]*) ([^ \r\n]*) ([^\r\n]*)((?:\r\n{_TOKEN}:[\t\x20-\x7e]*)*)")
 _PLAIN_FIELD = re.compile(rf"\r\n({_TOKEN}):([\t\x20-\x7e]*)")
+# The fields the observer looks up, found in a plain head's lines by one search: there CRLF only
+# starts a line, so ``CRLF name:`` is a field of that name.
+_FOUND_NAMES = frozenset(("host", "content-length", "transfer-encoding"))
+_FOUND_FIELD = re.compile(
+    r"\r\n(host|content-length|transfer-encoding):([\t\x20-\x7e]*)", re.IGNORECASE | re.ASCII
+)
 
 
 def parse_head(raw: bytes) -> Head:
     text = raw.decode("latin-1")
     plain = _PLAIN_HEAD.fullmatch(text)
     if plain is not None:
-        method, target, rest, fields = plain.groups()
-        headers = [(name.lower(), value.strip()) for name, value in _PLAIN_FIELD.findall(fields)]
-        return Head((method, target, rest), headers)
+        method, target, rest, lines = plain.groups()
+        return Head((method, target, rest), None, lines)
     return parse_lines(text)
+
+
+_END = b"\r\n\r\n"
+
+
+def _parse_or_none(raw: bytes) -> Head | None:
+    if raw.startswith(b"\r\n"):
+        return None  # stray CRLF before a message: the general path skips it
+    try:
+        return parse_head(raw)
+    except ValueError:
+        return None
 
 
 def parse_lines(text: str) -> Head:
@@ -118,15 +175,40 @@ class MessageStream:
         if self.reading_until_close:
             self.body_bytes += len(data)
             return []
-        self._buf += data
         events: list[tuple[str, Head | int]] = []
         try:
-            while self._step(events):
-                pass
+            if self._state == self.HEAD and not self._buf:
+                data = self._whole_messages(data, events)
+            if data:
+                self._buf += data
+                while self._step(events):
+                    pass
         except ValueError:
             self.failed = True
             self.stop()
         return events
+
+    def _whole_messages(self, data: bytes, events: list[tuple[str, Head | int]]) -> bytes:
+        """What ``_step`` does, for the messages at the start of ``data`` that arrived whole (the
+        usual case), without copying them into the buffer; returns the bytes left for ``_step``."""
+        while data and not data.startswith(b"\r\n"):
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                return data
+            head = parse_head(data[:end])
+            events.append(("head", head))
+            self.body_bytes = 0
+            framing = self._framing(head)
+            data = data[end + 4 :]
+            if 0 < framing <= len(data):  # all of a Content-Length body is here
+                self.body_bytes = framing
+                events.append(("end", framing))
+                data = data[framing:]
+            elif not self._start_body(framing, events):
+                return b""  # stopped
+            elif self._state != self.HEAD:
+                return data  # a body that goes on
+        return data
 
     def _step(self, events: list[tuple[str, Head | int]]) -> bool:
         buf = self._buf
@@ -265,6 +347,8 @@ class HttpObserver:
         return self._requests.stopped and self._responses.stopped
 
     def client_data(self, data: bytes) -> None:
+        if self._whole_request(data):
+            return
         for event, value in self._requests.feed(data):
             if event == "head":
                 assert isinstance(value, Head)
@@ -273,10 +357,62 @@ class HttpObserver:
                     Exchange(method, target, host_of(value, self._default_host), self._clock())
                 )
 
+    def _whole_request(self, data: bytes) -> bool:
+        """The usual case, one whole request head without a body: what ``client_data`` does for
+        it, without its events. False for anything else."""
+        requests = self._requests
+        if requests._state != MessageStream.HEAD or requests._buf or data.find(_END) != len(data) - 4:
+            return False
+        head = _parse_or_none(data[:-4])
+        if (
+            head is None
+            or head.start[0] == "CONNECT"
+            or head.get("transfer-encoding") is not None
+            or head.get("content-length") is not None
+        ):
+            return False
+        requests.body_bytes = 0
+        method, target, _ = head.start
+        self._pending.append(Exchange(method, target, host_of(head, self._default_host), self._clock()))
+        return True
+
     def server_data(self, data: bytes) -> list[Exchange]:
         """Feed bytes from upstream; return the exchanges that completed."""
+        done = self._whole_response(data)
+        if done is not None:
+            return done
         self._handle_response_events(self._responses.feed(data))
         return self._take_completed()
+
+    def _whole_response(self, data: bytes) -> list[Exchange] | None:
+        """The usual case, one whole final response with all of its Content-Length body (or none)
+        answering the oldest request: what ``server_data`` does for it, without its events.
+        None for anything else."""
+        responses = self._responses
+        if responses._state != MessageStream.HEAD or responses._buf or not self._pending or self._answering:
+            return None
+        end = data.find(_END)
+        head = _parse_or_none(data[:end]) if end > 0 else None
+        if head is None or self.completed:
+            return None
+        version, code, _ = head.start
+        exchange = self._pending[0]
+        if not (version.startswith("HTTP/1.") and code.isascii() and code.isdigit()):
+            return None
+        status = int(code)
+        if status < 200 or status in (204, 304) or exchange.method in ("HEAD", "CONNECT"):
+            return None
+        try:
+            length = head.framing()
+        except ValueError:
+            return None
+        if length < 0 or len(data) - end - 4 != length:
+            return None
+        self._pending.popleft()
+        exchange.status = status
+        exchange.response_bytes = responses.body_bytes = length
+        exchange.finished = self._clock()
+        return [exchange]
 
     def close(self) -> list[Exchange]:
         """The tunnel ended: finish what is open; requests without an answer get status None."""

@@ -1,7 +1,8 @@
 """The egress gateway: an asyncio CONNECT server that forwards tunnels and writes the access log.
 
 One task per tunnel while it is set up (never a thread); then the bytes are relayed from the
-protocol callbacks (``mesh.proxy.stream.Splice``), each chunk copied to the observer first.
+protocol callbacks (``mesh.proxy.stream.Splice``), each chunk written on, then copied to the
+observer.
 The sidecar sends ``CONNECT host:port`` (see ``mesh.gateway.tunnel``); the gateway resolves and
 connects with a timeout (502 refused or unresolvable, 504 timed out), answers ``200 Connection
 Established`` and relays bytes both ways unchanged. It refuses (403) to connect to itself, to
@@ -29,6 +30,7 @@ from mesh.gateway import accesslog
 from mesh.gateway.httpstream import HttpObserver, looks_like_http
 from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
 from mesh.proxy import tls
+from mesh.proxy.log import write_line
 from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect
 
 log = logging.getLogger("mesh.gateway")
@@ -68,23 +70,30 @@ class Inspector:
     def client_data(self, data: bytes) -> None:
         if not self._decided:
             self._decide(data)
-        if self._http is not None:
-            self._guarded(self._http.client_data, data)
+        http = self._http
+        if http is not None:
+            try:
+                http.client_data(data)
+            except Exception:  # observation must never break the relay
+                self._stopped()
         elif self._tls_buffer is not None:
             self._read_sni(data)
 
     def server_data(self, data: bytes) -> None:
-        if self._http is not None:
-            self._emit(self._guarded(self._http.server_data, data) or [])
+        http = self._http
+        if http is not None:
+            try:
+                exchanges = http.server_data(data)
+            except Exception:
+                self._stopped()
+                return
+            if exchanges:
+                self._emit(exchanges)
 
-    def _guarded(self, observe: Callable[[bytes], Any], data: bytes) -> Any:
-        """Observation must never break the relay: on a parser bug, log it and stop observing."""
-        try:
-            return observe(data)
-        except Exception:
-            log.exception("tunnel %s: HTTP observation stopped", self._tunnel.id)
-            self._http = None
-            return None
+    def _stopped(self) -> None:
+        """A parser bug: log it and stop observing this tunnel."""
+        log.exception("tunnel %s: HTTP observation stopped", self._tunnel.id)
+        self._http = None
 
     def close(self) -> None:
         if self._http is not None:
@@ -116,6 +125,23 @@ class Inspector:
         assert tunnel.request is not None
         for exchange in exchanges:
             duration = None if exchange.finished is None else (exchange.finished - exchange.started) * 1000
+            if self._sink is accesslog.emit:  # the record's line written directly, as emit would
+                write_line(
+                    accesslog.request_line(
+                        tunnel.id,
+                        exchange.started,
+                        tunnel.source_address,
+                        tunnel.source_port,
+                        exchange.host,
+                        exchange.path,
+                        exchange.method,
+                        exchange.status,
+                        tunnel.request.source,
+                        None if duration is None else round(duration, 3),
+                        exchange.response_bytes,
+                    )
+                )
+                continue
             self._sink(
                 accesslog.request_record(
                     connection_id=tunnel.id,

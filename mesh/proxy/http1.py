@@ -64,11 +64,33 @@ class Framing(Enum):
     UNTIL_CLOSE = "until-close"
 
 
-@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Head:
-    start: str
-    headers: list[tuple[str, str]]
-    raw: bytes
+    """A message head: start line, header lines and the raw bytes. The lines of a head the fast path
+    accepted are split only when asked for (forwarding needs just the framing fields)."""
+
+    __slots__ = ("start", "raw", "_lines", "_headers")
+
+    def __init__(self, start: str, headers: list[tuple[str, str]] | None, raw: bytes, lines: str = ""):
+        self.start = start
+        self.raw = raw
+        self._headers = headers
+        self._lines = lines  # the header lines, each ending with CRLF, when ``headers`` is None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = _FIELD.findall(self._lines)
+        return self._headers
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Head):
+            return NotImplemented
+        return (self.start, self.headers, self.raw) == (other.start, other.headers, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Head({self.start!r}, {self.headers!r}, {self.raw!r})"
 
     def values(self, name: str) -> list[str]:
         return [v for n, v in self.headers if n.lower() == name]
@@ -100,6 +122,9 @@ class Response:
 
 
 def _tokens(values: list[str]) -> list[str]:
+    if len(values) == 1 and "," not in values[0]:  # the usual case: one field, one token
+        token = values[0].strip().lower()
+        return [token] if token else []
     return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
 
 
@@ -110,6 +135,20 @@ def _framing_fields(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
         key = name.lower()
         if key in _FRAMING_FIELDS:
             found.setdefault(key, []).append(value)
+    return found
+
+
+_FRAMING_LINE = re.compile(
+    r"\r\n(host|content-length|transfer-encoding|connection|expect):([^\r]*)", re.IGNORECASE | re.ASCII
+)
+
+
+def _scan_fields(lines: str) -> dict[str, list[str]]:
+    """``_framing_fields`` for header lines the fast expression accepted, without splitting every
+    line: there CRLF ends each line and values hold no CR, so one search finds exactly these fields."""
+    found: dict[str, list[str]] = {}
+    for name, value in _FRAMING_LINE.findall("\r\n" + lines):
+        found.setdefault(name.lower(), []).append(value.strip(" \t"))
     return found
 
 
@@ -152,8 +191,9 @@ def parse_request(raw: bytes) -> Request:
     match = _FAST_REQUEST.fullmatch(raw.decode("latin-1"))
     if match is None:
         return parse_request_strictly(raw)
-    start, method, target, version, fields = match.groups()
-    return _request(method, target, version, Head(start, _FIELD.findall(fields), raw))
+    start, method, target, version, lines = match.groups()
+    head = Head(start, None, raw, lines)
+    return _request(method, target, version, head, _scan_fields(lines))
 
 
 def parse_request_strictly(raw: bytes) -> Request:
@@ -167,14 +207,15 @@ def parse_request_strictly(raw: bytes) -> Request:
         or not _VERSION.fullmatch(parts[2])
     ):
         raise BadMessage(f"bad request line {head.start[:80]!r}")
-    return _request(parts[0], parts[1], parts[2], head)
+    return _request(parts[0], parts[1], parts[2], head, _framing_fields(head.headers))
 
 
-def _request(method: str, target: str, version: str, head: Head) -> Request:
+def _request(method: str, target: str, version: str, head: Head, fields: dict[str, list[str]]) -> Request:
     if method == "CONNECT":
         raise BadMessage("CONNECT is not served by the sidecar")
-    fields = _framing_fields(head.headers)
     host = _request_host(fields.get("host", ()), target, version)
+    if len(fields) == 1 and "host" in fields:  # the usual case: what the general path below gives
+        return Request(method, target, version, head, host, Framing.NONE, 0, version == "HTTP/1.1", False)
 
     length = _content_length(fields.get("content-length"))
     codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
@@ -227,8 +268,9 @@ def parse_response(raw: bytes, method: str) -> Response:
     match = _FAST_RESPONSE.fullmatch(raw.decode("latin-1"))
     if match is None:
         return parse_response_strictly(raw, method)
-    start, minor, status, fields = match.groups()
-    return _response(int(status), minor == "1", method, Head(start, _FIELD.findall(fields), raw))
+    start, minor, status, lines = match.groups()
+    head = Head(start, None, raw, lines)
+    return _response(int(status), minor == "1", method, head, _scan_fields(lines))
 
 
 def parse_response_strictly(raw: bytes, method: str) -> Response:
@@ -237,11 +279,11 @@ def parse_response_strictly(raw: bytes, method: str) -> Response:
     match = _STATUS.fullmatch(head.start)
     if not match:
         raise BadMessage(f"bad status line {head.start[:80]!r}")
-    return _response(int(match.group(1)), head.start.startswith("HTTP/1.1"), method, head)
+    http11 = head.start.startswith("HTTP/1.1")
+    return _response(int(match.group(1)), http11, method, head, _framing_fields(head.headers))
 
 
-def _response(status: int, http11: bool, method: str, head: Head) -> Response:
-    fields = _framing_fields(head.headers)
+def _response(status: int, http11: bool, method: str, head: Head, fields: dict[str, list[str]]) -> Response:
     connection = _tokens(fields["connection"]) if "connection" in fields else ()
     keep_alive = "close" not in connection and (http11 or "keep-alive" in connection)
     length = _content_length(fields.get("content-length"))

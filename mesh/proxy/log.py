@@ -32,7 +32,10 @@ def timestamp() -> str:
     second = int(now)
     if second != _last_second:
         _last_second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_second_text}.{int((now - second) * 1000):03d}Z"
+    return _second_text + _MILLISECONDS[int((now - second) * 1000)]
+
+
+_MILLISECONDS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def _float(value: float) -> str:
@@ -58,6 +61,7 @@ def json_encoder(ensure_ascii: bool = True) -> Callable[[Any], str]:
 
 
 encode = json_encoder()
+quote = encode_basestring_ascii  # a string as ``encode`` writes it
 
 
 _pending: list[str] = []

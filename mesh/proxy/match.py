@@ -104,6 +104,24 @@ def rules_for_port(config: ProxyConfig, port: int) -> tuple[Rule, ...]:
     return rules
 
 
+_request_sensitive: dict[tuple[int, int], tuple[ProxyConfig, bool]] = {}
+
+
+def needs_request(config: ProxyConfig, port: int) -> bool:
+    """Whether an HTTP decision on ``port`` can depend on more than the host (method, path,
+    headers: some rule has HTTPRouteGroup matches); computed once per config and port."""
+    key = (id(config), port)
+    cached = _request_sensitive.get(key)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    rules = rules_for_port(config, port)
+    sensitive = any(r.restricted or r.matches for r in rules if r.protocol == Protocol.HTTP)
+    if len(_request_sensitive) >= 1024:
+        _request_sensitive.clear()
+    _request_sensitive[key] = (config, sensitive)
+    return sensitive
+
+
 def handling(config: ProxyConfig, port: int) -> Protocol | None:
     """How to treat a connection to ``port``: the rules' protocol, or None to sniff the bytes."""
     protocols = {r.protocol for r in rules_for_port(config, port)}

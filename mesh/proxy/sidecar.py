@@ -15,8 +15,9 @@ from typing import Any
 from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
 from mesh.gateway.tunnel import ConnectRequest
 from mesh.proxy import http1, tls
-from mesh.proxy.log import emit, encode, timestamp, write_line
-from mesh.proxy.match import BadHost, Decision, HttpRequest, decide, handling, normalise_host
+from mesh.proxy.fastpath import FastPath, Step
+from mesh.proxy.log import emit, encode, quote, timestamp, write_line
+from mesh.proxy.match import BadHost, Decision, HttpRequest, decide, handling, needs_request, normalise_host
 from mesh.proxy.origdst import NoOriginalDestination, OriginalDestination, so_original_dst
 from mesh.proxy.stream import Channel
 from mesh.proxy.upstream import Upstream, UpstreamError, open_direct, open_tunnel, splice
@@ -143,9 +144,14 @@ class ClientConnection:
         self.dst_ip = ""
         self.dst_port = 0
         self.upstreams: set[Upstream] = set()
+        self.upstream: Upstream | None = None  # the HTTP requests' upstream connection, kept alive
+        # (config, host, decision, encoded record middle) of the last request, see decide_request
+        self.last_decision: tuple[ProxyConfig, str | None, Decision, str] | None = None
+        self.fast = FastPath(self)
         self.relaying: tuple[Protocol, str | None] | None = None  # set once bytes flow unparsed
         self.deadline: float | None = None  # when the current wait for the client times out
         self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
         self.timer_at = 0.0
 
     def close(self) -> None:
@@ -161,7 +167,7 @@ class ClientConnection:
         if seconds is None:
             self.deadline = None
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self.deadline = deadline = loop.time() + seconds
         if self.timer is None or self.timer_at > deadline:
             if self.timer is not None:
@@ -172,12 +178,15 @@ class ClientConnection:
         self.timer = None
         if self.deadline is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if loop.time() < self.deadline:
             self.timer, self.timer_at = loop.call_at(self.deadline, self._expire), self.deadline
             return
         self.deadline = None
-        self.src.interrupt(TimeoutError())
+        if self.fast.active:  # only waiting for a next request, which did not come
+            self.fast.hand_over(Step.END)
+        else:
+            self.src.interrupt(TimeoutError())
 
     def abort(self) -> None:
         self.close()
@@ -198,7 +207,15 @@ class ClientConnection:
         return self.sidecar.config
 
     def log(self, protocol: Protocol | str, host: str | None, decision: Decision, **extra: Any) -> None:
-        """The decision record (docs/proxy.md); built directly, as ``emit`` would, once per request."""
+        """Write the decision record (docs/proxy.md); ``extra`` fields that are None are left out."""
+        record = self.record(protocol, host, decision)
+        for key, value in extra.items():
+            if value is not None:
+                record[key] = value
+        write_line(encode(record))
+
+    def record(self, protocol: Protocol | str, host: str | None, decision: Decision) -> dict[str, Any]:
+        """The decision record without its protocol's extra fields, built directly as ``emit`` would."""
         address = f"[{self.dst_ip}]" if ":" in self.dst_ip else self.dst_ip
         record = {
             "time": timestamp(),
@@ -218,10 +235,7 @@ class ClientConnection:
             record["target"] = decision.target
         if decision.egress:
             record["egress"] = decision.egress
-        for key, value in extra.items():
-            if value is not None:
-                record[key] = value
-        write_line(encode(record))
+        return record
 
     async def run(self) -> None:
         sock: socket.socket = self.writer.get_extra_info("socket")
@@ -293,60 +307,117 @@ class ClientConnection:
             pass
 
     async def serve_http(self) -> None:
-        upstream: Upstream | None = None
+        """Serve requests until the connection ends: ``FastPath`` in the protocol callbacks while it
+        can, this task wherever waiting is needed (see mesh/proxy/fastpath.py)."""
         try:
             while True:
-                try:
-                    raw = await self.read_request_head()
-                    if raw is None:
-                        return
-                    request = http1.parse_request(raw)
-                except TimeoutError:
-                    reason = f"request head not complete within {self.sidecar.head_timeout:g}s"
-                    self.log(Protocol.HTTP, None, Decision(False, reason))
-                    await self.answer_and_close(http1.status_response(408, "Request Timeout", reason))
-                    return
-                except ValueError as exc:  # BadMessage, or anything else a malformed head provokes
-                    self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
-                    await self.answer_and_close(
-                        http1.status_response(400, "Bad Request", f"bad request: {exc}")
+                handover = await self.fast.run(self.upstream)
+                if handover.drain:
+                    await self.writer.drain()
+                step = handover.step
+                if step is Step.REQUEST:
+                    keep = await self.serve_request()
+                elif step is Step.FORWARD:
+                    assert handover.request is not None and handover.decision is not None
+                    keep = await self.forward(handover.request, handover.decision)
+                elif step is Step.RESPONSE:
+                    assert handover.request is not None and self.upstream is not None
+                    keep = self.kept(*await self.relay_response(handover.request, self.upstream.channel))
+                elif step is Step.BODY:
+                    assert handover.request is not None and handover.response is not None
+                    assert self.upstream is not None
+                    keep = self.kept(
+                        *await self.relay_response_body(
+                            handover.request, handover.response, self.upstream.channel, handover.remaining
+                        )
                     )
+                else:
                     return
-                facts = HttpRequest(request.method, request.target, tuple(request.head.headers))
-                decision = decide(self.config, Protocol.HTTP, self.dst_port, self.dst_ip, request.host, facts)
-                self.log(Protocol.HTTP, request.host, decision, method=request.method, path=request.target)
-                if not decision.allowed:
-                    if request.expect_continue and request.framing != http1.Framing.NONE:
-                        await self.answer_and_close(http1.forbidden(request.method))
-                        return
-                    await http1.relay_body(self.src, None, request.framing, request.length)
-                    await self.answer(http1.forbidden(request.method))
-                    if not request.keep_alive:
-                        return
-                    continue
-                key = (decision.target, self.dst_port, decision.gateway)
-                if upstream is None or upstream.key != key:
-                    if upstream is not None:
-                        upstream.close()
-                        self.upstreams.discard(upstream)
-                        upstream = None
-                    try:
-                        upstream = await self.open_upstream(decision, Protocol.HTTP)
-                    except UpstreamError as exc:
-                        emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
-                        status = (503, "Service Unavailable") if exc.via_gateway else (502, "Bad Gateway")
-                        await self.answer_and_close(http1.status_response(*status, str(exc)))
-                        return
-                keep_client, keep_upstream = await self.exchange(request, upstream)
-                if not keep_upstream:
-                    upstream.close()
-                    self.upstreams.discard(upstream)
-                    upstream = None
-                if not keep_client:
+                if not keep:
                     return
         finally:
-            if upstream is not None:
-                upstream.close()
+            self.drop_upstream()
+
+    async def serve_request(self) -> bool:
+        """Read, decide and serve one request; False when the connection is to end."""
+        try:
+            raw = await self.read_request_head()
+            if raw is None:
+                return False
+            request = http1.parse_request(raw)
+        except TimeoutError:
+            reason = f"request head not complete within {self.sidecar.head_timeout:g}s"
+            self.log(Protocol.HTTP, None, Decision(False, reason))
+            await self.answer_and_close(http1.status_response(408, "Request Timeout", reason))
+            return False
+        except ValueError as exc:  # BadMessage, or anything else a malformed head provokes
+            self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
+            await self.answer_and_close(http1.status_response(400, "Bad Request", f"bad request: {exc}"))
+            return False
+        decision = self.decide_request(request)
+        if not decision.allowed:
+            if request.expect_continue and request.framing != http1.Framing.NONE:
+                await self.answer_and_close(http1.forbidden(request.method))
+                return False
+            await http1.relay_body(self.src, None, request.framing, request.length)
+            await self.answer(http1.forbidden(request.method))
+            return request.keep_alive
+        return await self.forward(request, decision)
+
+    async def forward(self, request: http1.Request, decision: Decision) -> bool:
+        """Send an allowed request upstream and relay the response; False when the connection is to end."""
+        key = (decision.target, self.dst_port, decision.gateway)
+        if self.upstream is None or self.upstream.key != key:
+            self.drop_upstream()
+            try:
+                self.upstream = await self.open_upstream(decision, Protocol.HTTP)
+            except UpstreamError as exc:
+                emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
+                status = (503, "Service Unavailable") if exc.via_gateway else (502, "Bad Gateway")
+                await self.answer_and_close(http1.status_response(*status, str(exc)))
+                return False
+        return self.kept(*await self.exchange(request, self.upstream))
+
+    def kept(self, keep_client: bool, keep_upstream: bool) -> bool:
+        """After an exchange: drop the upstream connection unless it is kept; whether the client's is."""
+        if not keep_upstream:
+            self.drop_upstream()
+        return keep_client
+
+    def drop_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            self.fast.release_upstream()
+            upstream.close()
+            self.upstreams.discard(upstream)
+
+    def decide_request(self, request: http1.Request) -> Decision:
+        """Decide an HTTP request and write its decision record.
+
+        Where no rule for the port looks at more than the host (no HTTPRouteGroup matches), the
+        decision and all of its record but time, method and path depend only on config and host:
+        both are kept for the connection's next request with the same host."""
+        config, host = self.sidecar.config, request.host
+        cached = self.last_decision
+        if cached is None or cached[0] is not config or cached[1] != host:
+            if needs_request(config, self.dst_port):
+                facts = HttpRequest(request.method, request.target, tuple(request.head.headers))
+                decision = decide(config, Protocol.HTTP, self.dst_port, self.dst_ip, host, facts)
+                self.log(Protocol.HTTP, host, decision, method=request.method, path=request.target)
+                return decision
+            decision = decide(config, Protocol.HTTP, self.dst_port, self.dst_ip, host)
+            cached = self.last_decision = (config, host, decision, self.record_middle(host, decision))
+        write_line(
+            f'{{"time": "{timestamp()}{cached[3]}, "method": {quote(request.method)}, '
+            f'"path": {quote(request.target)}}}'
+        )
+        return cached[2]
+
+    def record_middle(self, host: str | None, decision: Decision) -> str:
+        """The encoded decision record of an HTTP request between its time and its method."""
+        record = self.record(Protocol.HTTP, host, decision)
+        record["time"] = ""
+        return encode(record)[len('{"time": "') : -1]
 
     async def read_request_head(self) -> bytes | None:
         """The next request head; None when the client ends or idles out between requests.
@@ -381,49 +452,66 @@ class ClientConnection:
             body = asyncio.create_task(http1.relay_body(self.src, up, request.framing, remaining))
             # A client that goes away mid-body must not leave us waiting for an answer forever.
             body.add_done_callback(lambda t: t.cancelled() or t.exception() is None or up.close())
-        answered = False
         try:
-            while True:
-                try:
-                    raw = await http1.read_head(up)
-                    if raw is None:
-                        raise http1.BadMessage("upstream closed the connection without answering")
-                    response = http1.parse_response(raw, request.method)
-                except (http1.BadMessage, asyncio.IncompleteReadError, OSError) as exc:
-                    bad_body = body is not None and body.done() and not body.cancelled() and body.exception()
-                    if isinstance(bad_body, http1.BadMessage):
-                        self.log(Protocol.HTTP, request.host, Decision(False, f"bad request: {bad_body}"))
-                        if not answered:
-                            await self.answer_and_close(
-                                http1.status_response(400, "Bad Request", f"bad request: {bad_body}")
-                            )
-                        return False, False
-                    if not answered:
-                        emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
-                        reply = http1.status_response(502, "Bad Gateway", f"bad upstream response: {exc}")
-                        await self.answer(reply)
-                    return False, False
-                answered = True
-                if response.status >= 200 and response.status != 101:
-                    break
-                await self.answer(raw)
-                if response.status == 101:
-                    self.relaying = (Protocol.HTTP, request.host)
-                    await splice(self.src, up)
-                    return False, False
-            first, remaining = http1.with_buffered_body(up, raw, response.framing, response.length)
-            self.writer.write(first)
-            if remaining or response.framing in (http1.Framing.CHUNKED, http1.Framing.UNTIL_CLOSE):
-                await http1.relay_body(up, self.writer, response.framing, remaining)
-            await self.writer.drain()
-            if body is not None:
-                done, _ = await asyncio.wait({body}, timeout=1.0)
-                if not done or body.exception() is not None:
-                    return False, False
-            return request.keep_alive and response.keep_alive, response.keep_alive
+            return await self.relay_response(request, up, body)
         finally:
             if body is not None and not body.done():
                 body.cancel()
+
+    async def relay_response(
+        self, request: http1.Request, up: Channel, body: asyncio.Task | None = None
+    ) -> tuple[bool, bool]:
+        """Relay the response to ``request`` (sent, its body still going out in ``body`` if any)."""
+        answered = False
+        while True:
+            try:
+                raw = await http1.read_head(up)
+                if raw is None:
+                    raise http1.BadMessage("upstream closed the connection without answering")
+                response = http1.parse_response(raw, request.method)
+            except (http1.BadMessage, asyncio.IncompleteReadError, OSError) as exc:
+                bad_body = body is not None and body.done() and not body.cancelled() and body.exception()
+                if isinstance(bad_body, http1.BadMessage):
+                    self.log(Protocol.HTTP, request.host, Decision(False, f"bad request: {bad_body}"))
+                    if not answered:
+                        await self.answer_and_close(
+                            http1.status_response(400, "Bad Request", f"bad request: {bad_body}")
+                        )
+                    return False, False
+                if not answered:
+                    emit("upstream_error", client=self.client, host=request.host, reason=str(exc))
+                    reply = http1.status_response(502, "Bad Gateway", f"bad upstream response: {exc}")
+                    await self.answer(reply)
+                return False, False
+            answered = True
+            if response.status >= 200 and response.status != 101:
+                break
+            await self.answer(raw)
+            if response.status == 101:
+                self.relaying = (Protocol.HTTP, request.host)
+                await splice(self.src, up)
+                return False, False
+        first, remaining = http1.with_buffered_body(up, raw, response.framing, response.length)
+        self.writer.write(first)
+        return await self.relay_response_body(request, response, up, remaining, body)
+
+    async def relay_response_body(
+        self,
+        request: http1.Request,
+        response: http1.Response,
+        up: Channel,
+        remaining: int,
+        body: asyncio.Task | None = None,
+    ) -> tuple[bool, bool]:
+        """Relay what is left of the response body once its head and ``with_buffered_body`` went out."""
+        if remaining or response.framing in (http1.Framing.CHUNKED, http1.Framing.UNTIL_CLOSE):
+            await http1.relay_body(up, self.writer, response.framing, remaining)
+        await self.writer.drain()
+        if body is not None:
+            done, _ = await asyncio.wait({body}, timeout=1.0)
+            if not done or body.exception() is not None:
+                return False, False
+        return request.keep_alive and response.keep_alive, response.keep_alive
 
     async def serve_tls(self) -> None:
         try:

@@ -25,7 +25,7 @@ class HeadTooLarge(ValueError):
 class Channel(asyncio.Protocol):
     __slots__ = (
         "buffer", "eof", "transport", "_waiter", "_drained", "_paused", "_error", "_closed", "_on_open",
-        "_splice", "_peer", "_observe", "_blocked",
+        "_splice", "_peer", "_observe", "_blocked", "_driver",
     )  # fmt: skip
 
     def __init__(self, on_open: Any = None):
@@ -41,7 +41,9 @@ class Channel(asyncio.Protocol):
         self._splice: Splice | None = None  # set once this connection's bytes go straight to _peer
         self._peer: Channel | None = None
         self._observe: Callable[[bytes], None] | None = None
-        self._blocked: Channel | None = None  # a spliced peer paused until we can write again
+        self._blocked: Channel | None = None  # a peer paused until we can write again
+        # While set, what arrives goes to this callback instead of the buffer (b"": the stream ended).
+        self._driver: Callable[[bytes], None] | None = None
 
     # ---------------------------------------------------------------- protocol callbacks
 
@@ -53,14 +55,22 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         peer = self._peer
         if peer is not None:
+            peer.write(data)  # first: observing is off the bytes' way
             if self._observe is not None:
                 self._observe(data)
-            peer.write(data)
             if peer._drained is not None and not self._paused and self.transport is not None:
                 self._paused = True  # the peer reads slower than we receive: stop reading
                 self.transport.pause_reading()
                 peer._blocked = self
             return
+        driver = self._driver
+        if driver is not None:
+            driver(data)
+            return
+        self.keep(data)
+
+    def keep(self, data: bytes) -> None:
+        """Buffer ``data`` for a reader (pausing the socket while too much is buffered)."""
         self.buffer += data
         if len(self.buffer) > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
@@ -72,6 +82,8 @@ class Channel(asyncio.Protocol):
         self._wake()
         if self._splice is not None:
             self._splice.ended(self)
+        if self._driver is not None:
+            self._driver(b"")
         return True  # keep our side open: the answer may still be on its way (half-close)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,6 +95,8 @@ class Channel(asyncio.Protocol):
             drained.set_result(None)
         if self._splice is not None:
             self._splice.lost()
+        if self._driver is not None:
+            self._driver(b"")
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -127,6 +141,13 @@ class Channel(asyncio.Protocol):
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         return len(self.buffer) > size
+
+    def hold_until_drained(self, source: Channel) -> None:
+        """Stop reading ``source`` while our transport's buffer is full (until ``resume_writing``)."""
+        if self._drained is not None and not source._paused and source.transport is not None:
+            source._paused = True
+            source.transport.pause_reading()
+            self._blocked = source
 
     def _resume(self) -> None:
         self._paused = False
@@ -221,7 +242,7 @@ class Channel(asyncio.Protocol):
 
 class Splice:
     """Two connections joined: what each receives goes to the other straight from the protocol
-    callback (no task wakes per chunk), copied to ``observe`` first; a peer that reads slowly
+    callback (no task wakes per chunk), then to ``observe``; a peer that reads slowly
     pauses the sender. An end of stream is passed on as a half-close; ``done`` resolves when both
     directions have ended or either connection is lost (then both are closed)."""
 

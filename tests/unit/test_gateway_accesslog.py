@@ -6,8 +6,11 @@ import io
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from mesh.gateway import accesslog
 
@@ -83,6 +86,14 @@ def test_connection_ids_are_16_lowercase_hex_and_distinct():
 )
 def test_times_are_utc_with_milliseconds(epoch, text):
     assert accesslog.iso_time(epoch) == text
+
+
+@given(st.floats(min_value=0, max_value=2**33) | st.sampled_from([1.9999995, 1668068131.9999996, 1.0000005]))
+@example(1668068131.9999995)
+def test_times_are_those_datetime_gives(epoch):
+    moment = datetime.fromtimestamp(epoch, UTC)
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert accesslog.iso_time(epoch) == expected
 
 
 @pytest.mark.parametrize(
@@ -241,3 +252,30 @@ def test_kind_refuses_what_is_not_a_record():
         accesslog.InvalidRecord, match=r"^not an access-log record \(no connection_id or id\)"
     ):
         accesslog.kind({"event": "listener"})
+
+
+_TEXT = st.text(max_size=12) | st.sampled_from(["httpbin.org", '/get?a="b"', "ü\\x", "\u2028", "\x00"])
+
+
+@given(
+    st.tuples(
+        _TEXT,
+        st.floats(min_value=0, max_value=2**33),
+        _TEXT,
+        st.integers(0, 65535),
+        _TEXT,
+        _TEXT,
+        _TEXT,
+        st.none() | st.integers(100, 999),
+        _TEXT,
+        st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 10),
+        st.integers(0, 2**40),
+    )
+)
+def test_request_line_is_the_record_as_emit_writes_it(values):
+    names = (
+        "connection_id", "request_time", "source_address", "source_port", "host", "path", "method", "status",
+        "source_identity", "duration_ms", "response_bytes",
+    )  # fmt: skip
+    record = accesslog.request_record(**dict(zip(names, values, strict=True)))
+    assert accesslog.request_line(*values) == accesslog.dumps(record)

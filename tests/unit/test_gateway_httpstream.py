@@ -107,6 +107,8 @@ _PIECES = st.sampled_from(
         b"\n",
         b"\r",
         b"X-A",
+        b"\r\nHost:",
+        b"\r\nContent-Length:",
     ]
 )
 
@@ -116,7 +118,8 @@ def _head_or_error(parse, data):
         head = parse(data)
     except ValueError:
         return "malformed"
-    return head.start, head.headers
+    looked_up = {name: head.get(name) for name in ("host", "content-length", "transfer-encoding", "x-a")}
+    return head.start, head.headers, looked_up
 
 
 @settings(max_examples=500, deadline=None)
@@ -124,3 +127,64 @@ def _head_or_error(parse, data):
 def test_the_fast_head_parser_reads_heads_as_the_line_by_line_one(raw):
     fast = _head_or_error(parse_head, raw)
     assert fast == _head_or_error(lambda data: parse_lines(data.decode("latin-1")), raw)
+
+
+_REQUESTS = st.sampled_from(
+    [
+        GET,
+        HEAD,
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        b"GET http://b.example/x HTTP/1.1\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        b"\r\nGET /after-crlf HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /bad HTTP/1.1\r\nHost : a\r\n\r\n",
+    ]
+)
+_RESPONSES = st.sampled_from(
+    [
+        OK_JSON,
+        HEAD_ANSWER,
+        CHUNKED,
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 2\xb200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+        b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+    ]
+)
+
+
+def _run(conversation: list[tuple[bool, bytes]], shortcuts: bool) -> list[tuple]:
+    clock = itertools.count(100)
+    obs = HttpObserver("fallback.example", clock=lambda: float(next(clock)))
+    if not shortcuts:  # the general path only, as before the shortcuts for whole messages
+        obs._whole_request = lambda data: False
+        obs._whole_response = lambda data: None
+    out = []
+    for from_client, data in conversation:
+        if from_client:
+            obs.client_data(data)
+        else:
+            out += obs.server_data(data)
+    out += obs.close()
+    return [(e.method, e.target, e.host, e.started, e.status, e.response_bytes, e.finished) for e in out]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _REQUESTS, _RESPONSES, st.integers(0, 3)), max_size=6))
+def test_whole_messages_are_observed_as_the_general_path_observes_them(steps):
+    conversation = []
+    for both, request, response, cut in steps:
+        conversation.append((True, request))
+        if both or cut == 0:
+            conversation.append((False, response))
+        else:  # the response in two pieces
+            conversation += [(False, response[: cut * 5]), (False, response[cut * 5 :])]
+    assert _run(conversation, shortcuts=True) == _run(conversation, shortcuts=False)
