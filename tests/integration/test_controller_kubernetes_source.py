@@ -49,9 +49,16 @@ class ScriptedApi:
             yield event
 
 
+def recorder(states: list[SourceState]):
+    async def publish(state: SourceState) -> None:
+        states.append(state)
+
+    return publish
+
+
 async def collect(source: KubernetesSource, until, timeout: float = 5.0) -> list[SourceState]:
     states: list[SourceState] = []
-    task = asyncio.create_task(source.run(states.append))
+    task = asyncio.create_task(source.run(recorder(states)))
     try:
         deadline = time.monotonic() + timeout
         while not (states and until(states[-1])):
@@ -139,7 +146,7 @@ async def test_nothing_is_published_until_every_kind_has_listed():
         retry_wait=wait_fixed(0.01),
     )
     states: list[SourceState] = []
-    task = asyncio.create_task(source.run(states.append))
+    task = asyncio.create_task(source.run(recorder(states)))
     await asyncio.sleep(0.3)
     assert states == []
     slow_ready.set()
