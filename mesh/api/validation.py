@@ -408,6 +408,9 @@ def validate_object(obj: Any, source: str = "") -> list[Problem]:
     if not obj.get("apiVersion") or not obj.get("kind"):
         missing = [f for f in ("apiVersion", "kind") if not obj.get(f)]
         return [Problem(name, f, "is required: this is not a Kubernetes object", source) for f in missing]
+    not_text = [f for f in ("apiVersion", "kind") if not isinstance(obj[f], str)]
+    if not_text:
+        return [Problem(name, f, f"must be a string (got {_json_type(obj[f])})", source) for f in not_text]
     problems = _metadata_problems(obj, name)
     if is_mesh_kind(obj):
         validator = _validator(obj["apiVersion"], obj["kind"])

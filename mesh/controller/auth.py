@@ -11,7 +11,7 @@ service account it proves:
 - ``KeyVerifier`` (Docker backend): the token's Ed25519 signature, issuer, audience and times.
 
 No or bad credential: ``Denied(401)``; the verifier cannot answer (API server down): ``Denied(503)``.
-Denials are logged through ``DenialLog`` (rate-limited) and nothing about them is cached.
+Denials are logged through ``RateLimitedLog`` and nothing about them is cached.
 ``may_see_details`` decides who gets per-identity detail from ``/v1/status``: callers on
 loopback (``kubectl port-forward``, ``docker exec``) and holders of the admin token.
 """
@@ -140,10 +140,17 @@ def kubernetes_token_review(timeout: float = 5.0) -> Review:
     return review
 
 
-class DenialLog:
-    """Logs denials, at most ``burst`` lines per ``period`` seconds; the rest are counted."""
+class RateLimitedLog:
+    """Warnings a caller can provoke: at most ``burst`` lines per ``period`` seconds, the rest counted."""
 
-    def __init__(self, burst: int = 10, period: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        burst: int = 10,
+        period: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
         self.burst = burst
         self.period = period
         self._clock = clock
@@ -151,17 +158,17 @@ class DenialLog:
         self._logged = 0
         self._suppressed = 0
 
-    def __call__(self, status: int, reason: str, path: str, peer: str) -> None:
+    def warning(self, message: str, *args: Any) -> None:
         now = self._clock()
         if now - self._window_start >= self.period:
             if self._suppressed:
-                log.warning("%d more denied requests were not logged", self._suppressed)
+                self.logger.warning("%d more such warnings were not logged", self._suppressed)
             self._window_start, self._logged, self._suppressed = now, 0, 0
         if self._logged >= self.burst:
             self._suppressed += 1
             return
         self._logged += 1
-        log.warning("denied %s from %s: %d %s", path, peer or "?", status, reason)
+        self.logger.warning(message, *args)
 
 
 class Authenticator:

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, exposition, generate_latest
 
 from mesh.api.proxyconfig import CONFIG_PATH, Identity, ProxyConfig
 
-from .auth import Authenticator, DenialLog, Denied, is_loopback
+from .auth import Authenticator, Denied, RateLimitedLog, is_loopback
 from .offload import off_loop
 from .reconciler import Reconciler, Snapshot, compile_config
 from .sources import SourceState
@@ -271,12 +272,13 @@ def make_app(
             "max_field_size": limits.max_field_size,
             "max_headers": limits.max_headers,
             "keepalive_timeout": limits.keepalive_timeout,
+            "logger": _RequestErrorLog(logging.getLogger("aiohttp.server")),
         },
     )
     routes = web.RouteTableDef()
     path = CONFIG_PATH.format(namespace="{namespace}", service_account="{service_account}")
     slots = PollSlots(limits, store.metrics)
-    denials = DenialLog()
+    denials = RateLimitedLog(logging.getLogger("mesh.controller.auth"))
 
     async def on_shutdown(_: web.Application) -> None:
         store.close()
@@ -347,7 +349,7 @@ def make_app(
 
 
 async def _authorise(
-    request: web.Request, auth: Authenticator, identity: Identity, store: ConfigStore, denials: DenialLog
+    request: web.Request, auth: Authenticator, identity: Identity, store: ConfigStore, denials: RateLimitedLog
 ) -> None:
     """Return if the caller proves ``identity``; raise 401/403/503 (logged, not cached) otherwise."""
     try:
@@ -357,7 +359,9 @@ async def _authorise(
     except Denied as denied:
         kind = {401: "unauthenticated", 403: "forbidden"}.get(denied.status, "unavailable")
         store.metrics.errors.labels(kind).inc()
-        denials(denied.status, denied.reason, request.path, request.remote or "")
+        denials.warning(
+            "denied %s from %s: %d %s", request.path, request.remote or "?", denied.status, denied.reason
+        )
         headers = {"Cache-Control": "no-store"}
         if denied.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="egress-mesh", error="invalid_token"'
@@ -384,3 +388,19 @@ async def _no_bodies(request: web.Request, handler: Any) -> web.StreamResponse:
         response.force_close()
         return response
     return await handler(request)
+
+
+class _RequestErrorLog(logging.LoggerAdapter):
+    """aiohttp's server log: a malformed request (the caller's fault, answered 400) is one
+    rate-limited line; anything else keeps its traceback."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self.limited = RateLimitedLog(logger)
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            reason = " ".join(str(exc_info.message).split())[:200]
+            self.limited.warning("%s: %d %s", str(msg) % args, exc_info.code, reason)
+        else:
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
