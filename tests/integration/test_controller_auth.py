@@ -336,8 +336,8 @@ async def test_oversized_headers_and_request_bodies_are_refused(serve, caplog):
     async with served.session.get(served.base + "/healthz", data=b"x" * 100_000) as resp:
         assert resp.status == 413 and await resp.text() == "request bodies are not accepted\n"
     assert (await served.get("/healthz"))[0] == 200  # still serving
-    assert [r.getMessage()[:60] for r in caplog.records] == [
-        "Error handling request from 127.0.0.1: 400 Too many headers r"
+    assert [r.getMessage() for r in caplog.records] == [
+        "Error handling request from 127.0.0.1: 400 Too many headers received"
     ]
 
 
