@@ -64,7 +64,7 @@ def check_limits(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMI
     except UnicodeEncodeError as exc:
         raise LoadError(f"{file}: not UTF-8 text (character {exc.start}: {exc.reason})") from None
     if size > limits.max_bytes:
-        raise LoadError(f"{file}: {size} bytes, more than the limit of {limits.max_bytes} bytes per file")
+        raise _too_large(file, size, limits)
     documents = depth = nodes = 0
     open_collections: list[tuple[str | None, int]] = []  # anchor and node count at its start
     expanded: dict[str, int] = {}  # anchor -> nodes it stands for
@@ -100,6 +100,10 @@ def check_limits(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMI
                 raise _bound(file, event, f"more than {limits.max_nodes} values once aliases are expanded")
     except yaml.YAMLError:
         return  # the loader reports it with its position
+
+
+def _too_large(file: str, size: int, limits: Limits) -> LoadError:
+    return LoadError(f"{file}: {size} bytes, more than the limit of {limits.max_bytes} bytes per file")
 
 
 def _bound(file: str, event: yaml.Event, what: str) -> LoadError:
@@ -160,15 +164,18 @@ def read_text(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway
         with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            st = os.fstat(stream.fileno())
+            if not stat.S_ISREG(st.st_mode):
                 raise LoadError(f"{path}: not a regular file")
-            data = stream.read(limits.max_bytes + 1)
+            if st.st_size > limits.max_bytes:
+                raise _too_large(str(path), st.st_size, limits)
+            data = stream.read(limits.max_bytes + 1)  # it may have grown since
     except FileNotFoundError:
         raise LoadError(f"{path}: no such file") from None
     except OSError as exc:
         raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > limits.max_bytes:
-        raise LoadError(f"{path}: larger than the limit of {limits.max_bytes} bytes per file")
+        raise _too_large(str(path), len(data), limits)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

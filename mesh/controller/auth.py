@@ -18,7 +18,6 @@ loopback (``kubectl port-forward``, ``docker exec``) and holders of the admin to
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -34,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mesh.api import credentials
 from mesh.api.credentials import CredentialError
 from mesh.api.proxyconfig import Identity
+
+from .offload import off_loop
 
 log = logging.getLogger("mesh.controller.auth")
 
@@ -99,7 +100,7 @@ class TokenReviewVerifier(Verifier):
         if cached and cached[0] > now:
             self._cache.move_to_end(digest)
             return cached[1]
-        status = await asyncio.to_thread(self._review, token)
+        status = await off_loop(self._review, token)
         if not status.get("authenticated"):
             raise CredentialError(
                 f"token rejected by the API server: {status.get('error') or 'not authenticated'}"

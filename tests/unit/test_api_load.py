@@ -144,7 +144,7 @@ def test_files_that_are_not_regular_or_too_large_or_not_utf8(tmp_path: Path) -> 
         pytest.fail("reading a FIFO blocked")
     assert isinstance(outcome[0], LoadError) and "fifo.yaml: not a regular file" in str(outcome[0])
     (tmp_path / "big.yaml").write_text("kind: A\n" + "#" * 100 + "\n")
-    with pytest.raises(LoadError, match="big.yaml: larger than the limit of 50 bytes per file"):
+    with pytest.raises(LoadError, match="big.yaml: 109 bytes, more than the limit of 50 bytes per file"):
         load_file(tmp_path / "big.yaml", load.Limits(max_bytes=50))
     (tmp_path / "latin1.yaml").write_bytes(b"kind: Caf\xe9\n")
     with pytest.raises(LoadError, match=r"latin1.yaml: not UTF-8 text \(byte 9"):
