@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -46,6 +47,10 @@ class Denied(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class AuthSetupError(RuntimeError):
+    """The verifier cannot be set up (no cluster credentials, unreadable key); the message says why."""
 
 
 class VerifierUnavailable(RuntimeError):
@@ -124,12 +129,19 @@ def kubernetes_token_review(timeout: float = 5.0) -> Review:
     try:
         config.load_incluster_config()
     except ConfigException:
-        config.load_kube_config()
+        try:
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
+        except Exception as exc:  # noqa: BLE001 - yaml, OS and config errors alike
+            raise AuthSetupError(
+                f"no Kubernetes credentials for TokenReview: {' '.join(str(exc).split())}"
+            ) from None
     api = client.AuthenticationV1Api()
 
     def review(token: str) -> dict[str, Any]:
         body = client.V1TokenReview(
-            spec=client.V1TokenReviewSpec(token=token, audiences=[credentials.AUDIENCE])
+            api_version="authentication.k8s.io/v1",
+            kind="TokenReview",
+            spec=client.V1TokenReviewSpec(token=token, audiences=[credentials.AUDIENCE]),
         )
         try:
             result = api.create_token_review(body, _request_timeout=timeout)
