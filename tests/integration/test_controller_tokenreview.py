@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from mesh.api.credentials import AUDIENCE, CredentialError
 from mesh.api.proxyconfig import Identity, ProxyConfig, config_url
-from mesh.controller.auth import AuthSetupError, Authenticator, TokenReviewVerifier, VerifierUnavailable
+from mesh.controller.auth import Authenticator, AuthSetupError, TokenReviewVerifier, VerifierUnavailable
 from mesh.controller.server import ConfigStore, make_app
 from mesh.controller.sources import SourceState
 from tests.article import httpbin_80, meshconfig
