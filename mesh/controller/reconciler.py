@@ -200,7 +200,9 @@ def build_snapshot(
 
     relevant_kinds = ("MeshConfig", "Egress", "EgressGateway", "Service", "HTTPRouteGroup")
     relevant = [o for o in objects if o.get("kind") in relevant_kinds]
-    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256()
+    for obj in relevant:  # one object at a time: a single dump of 16,000 objects holds the GIL for 0.3 s
+        digest.update(json.dumps(obj, sort_keys=True, default=str).encode() + b"\n")
     route_groups = tuple(HTTPRouteGroup.from_object(dict(o)) for o in by_kind.get("HTTPRouteGroup", ()))
     return Snapshot(
         mesh_config=mesh_config,
@@ -212,7 +214,7 @@ def build_snapshot(
         identities=tuple(sorted(identities, key=str)),
         errors=(*errors, *missing_route_groups(egresses, route_groups)),
         counts=tuple(sorted((kind, len(objs)) for kind, objs in by_kind.items())),
-        version=digest[:16],
+        version=digest.hexdigest()[:16],
     )
 
 
