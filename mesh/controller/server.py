@@ -273,6 +273,7 @@ def make_app(
             "max_headers": limits.max_headers,
             "keepalive_timeout": limits.keepalive_timeout,
             "logger": _RequestErrorLog(logging.getLogger("aiohttp.server")),
+            "handler_cancellation": True,  # a poll whose caller went away frees its slot at once
         },
     )
     routes = web.RouteTableDef()

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer, make_mocked_request
 
 from mesh.api import credentials
@@ -29,7 +30,7 @@ from mesh.controller.auth import Authenticator, KeyVerifier
 from mesh.controller.server import ConfigStore, ServerLimits, make_app
 from mesh.controller.sources import SourceState
 from tests.article import httpbin_80, meshconfig
-from tests.integration.helpers import until
+from tests.integration.helpers import free_port, until
 
 CURL = Identity("curl", "curl")
 KEY = credentials.generate_signing_key()
@@ -345,3 +346,32 @@ async def test_without_an_authenticator_everything_still_works_for_the_tests(ser
     served = await serve(authenticated=False)
     status, body, _ = await served.config(CURL)
     assert status == 200 and ProxyConfig.from_json(body).mode is Mode.POLICY
+
+
+def held(store: ConfigStore) -> float | None:
+    return store.metrics.registry.get_sample_value("mesh_controller_proxies_connected")
+
+
+async def test_a_poll_whose_caller_went_away_frees_its_slot():
+    store = ConfigStore()
+    await store.publish(SourceState((meshconfig(False),)))
+    runner = web.AppRunner(make_app(store, None, ServerLimits(polls_per_identity=2)))  # as the controller
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = config_url(f"http://127.0.0.1:{port}", CURL)
+    params = {"version": store.config(CURL).version, "wait": "60"}
+    try:
+        async with aiohttp.ClientSession() as gone:
+            polls = [asyncio.create_task(gone.get(url, params=params)) for _ in range(2)]
+            await until(lambda: held(store) == 2)
+            for poll in polls:
+                poll.cancel()
+        await until(lambda: held(store) == 0, timeout=3)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, params={**params, "wait": "0.2"}) as resp,
+        ):
+            assert resp.status == 304
+    finally:
+        await runner.cleanup()
