@@ -131,8 +131,11 @@ def load_text(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS)
             try:
                 data = loader.construct_document(node)
             except (ValueError, TypeError, OverflowError) as exc:
+                reason = str(exc).split(";")[
+                    0
+                ]  # Python's advice (sys.set_int_max_str_digits) is not for users
                 raise LoadError(
-                    f"{file}: document {index} (line {line}): cannot read a value: {exc}"
+                    f"{file}: document {index} (line {line}): cannot read a value: {reason}"
                 ) from None
             if data is None:
                 continue
