@@ -142,54 +142,60 @@ async def test_own_identity_is_served_and_another_identity_is_forbidden(serve, c
     assert any(": 403 the credential is for" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize(
-    "bad, reason",
-    [
-        (token(key=credentials.generate_signing_key()), "invalid token: Signature verification failed"),
-        (token(now=time.time() - 3600), "invalid token: Signature has expired"),
-        ("not-a-jwt", "invalid token: Not enough segments"),
-        (
-            jwt.encode(
-                {"sub": "system:serviceaccount:curl:curl", "aud": [credentials.AUDIENCE]}, None, "none"
-            ),
-            "invalid token: The specified alg value is not allowed",
+def signed(**claims: Any) -> str:
+    """An EdDSA token with the right key and the given claims over valid defaults."""
+    now = int(time.time())
+    defaults = {
+        "iss": credentials.DOCKER_ISSUER,
+        "sub": "system:serviceaccount:curl:curl",
+        "aud": [credentials.AUDIENCE],
+        "iat": now,
+        "exp": now + 60,
+    }
+    return jwt.encode({**defaults, **claims}, KEY, "EdDSA")
+
+
+BAD_CREDENTIALS = {  # made when the test runs: a token made at collection could expire meanwhile
+    "other-key": (
+        lambda: token(key=credentials.generate_signing_key()),
+        "invalid token: Signature verification failed",
+    ),
+    "expired": (lambda: token(now=time.time() - 3600), "invalid token: Signature has expired"),
+    "garbage": (lambda: "not-a-jwt", "invalid token: Not enough segments"),
+    "alg-none": (
+        lambda: jwt.encode({"sub": "system:serviceaccount:curl:curl"}, None, "none"),
+        "invalid token: The specified alg value is not allowed",
+    ),
+    "alg-confusion": (hs256_with_the_public_key, "invalid token: The specified alg value is not allowed"),
+    "not-a-service-account": (lambda: signed(sub="system:admin"), "'system:admin' is not a service account"),
+    "audience": (lambda: signed(aud=["kubernetes.default.svc"]), "invalid token: Audience doesn't match"),
+    "issuer": (lambda: signed(iss="https://kubernetes.default.svc"), "invalid token: Invalid issuer"),
+    "not-yet-valid": (
+        lambda: signed(nbf=int(time.time()) + 3600),
+        "invalid token: The token is not yet valid",
+    ),
+    "no-expiry": (
+        lambda: jwt.encode(
+            {
+                "iss": credentials.DOCKER_ISSUER,
+                "sub": "system:serviceaccount:curl:curl",
+                "aud": [credentials.AUDIENCE],
+                "iat": int(time.time()),
+            },
+            KEY,
+            "EdDSA",
         ),
-        (hs256_with_the_public_key(), "invalid token: The specified alg value is not allowed"),
-        (
-            jwt.encode(
-                {
-                    "iss": credentials.DOCKER_ISSUER,
-                    "sub": "system:admin",
-                    "aud": [credentials.AUDIENCE],
-                    "iat": int(time.time()),
-                    "exp": int(time.time()) + 60,
-                },
-                KEY,
-                "EdDSA",
-            ),
-            "'system:admin' is not a service account",
-        ),
-        (
-            jwt.encode(
-                {
-                    "iss": credentials.DOCKER_ISSUER,
-                    "sub": "system:serviceaccount:curl:curl",
-                    "aud": ["kubernetes.default.svc"],
-                    "iat": int(time.time()),
-                    "exp": int(time.time()) + 60,
-                },
-                KEY,
-                "EdDSA",
-            ),
-            "invalid token: Audience doesn't match",
-        ),
-    ],
-    ids=["other-key", "expired", "garbage", "alg-none", "alg-confusion", "not-a-service-account", "audience"],
-)
-async def test_bad_credentials_are_401_with_the_reason(serve, bad: str, reason: str):
+        'invalid token: Token is missing the "exp" claim',
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("case", BAD_CREDENTIALS)
+async def test_bad_credentials_are_401_with_the_reason(serve, case: str):
+    make, reason = BAD_CREDENTIALS[case]
     served = await serve()
-    status, body, _ = await served.config(CURL, bad)
-    assert status == 401 and reason in body
+    status, body, _ = await served.config(CURL, make())
+    assert status == 401 and reason in body, body
 
 
 async def test_a_denial_is_not_cached(serve):
