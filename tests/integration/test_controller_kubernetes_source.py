@@ -95,7 +95,10 @@ async def test_list_then_watch_events_and_relist_after_410():
         resources=[Watched("Egress", "policy.openservicemesh.io/v1alpha1", api.list_fn, api.watch_fn)],
         retry_wait=wait_fixed(0.01),
     )
-    states = await collect(source, lambda s: names(s, "Egress") == ["a", "c"] and api.list_calls >= 2)
+    states = await collect(
+        source,
+        lambda s: names(s, "Egress") == ["a", "c"] and api.list_calls >= 2 and "20" in api.watch_versions,
+    )
     seen = [names(s, "Egress") for s in states]
     assert ["b"] in seen  # b added, a deleted (intermediate states may be coalesced)
     assert api.watch_versions[:2] == ["10", "13"]  # resumes from the last resourceVersion seen
