@@ -219,6 +219,12 @@ async def test_a_large_manifest_is_parsed_off_the_event_loop(tmp_path: Path):
         # what remains are the garbage collector's full passes over millions of new objects (~0.2 s)
         assert len(latencies) > 10 and max(latencies) < 1.0
         assert store.snapshot.errors == ()
+
+        # a small change next to it: only the changed file is parsed and the changed object validated
+        changed = loop.time()
+        write_atomically(tmp_path / "egress.yaml", egress_text(name="httpbin-80", host="httpbin.org"))
+        await until(lambda: hosts(store) == ["httpbin.org"], timeout=60)
+        print(f"a small change next to it reached the config in {loop.time() - changed:.1f} s")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
