@@ -149,18 +149,24 @@ async def test_a_fifo_among_the_manifests_blocks_nothing(tmp_path: Path):
     write_atomically(tmp_path / "meshconfig.yaml", meshconfig_yaml(False))
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
+    done = threading.Event()
 
-    def rescue() -> None:  # unblocks a reader that waits for a writer (the code before issue 10)
-        time.sleep(5)
-        with contextlib.suppress(OSError), open(fifo, "w") as writer:
-            writer.write("kind: Namespace\n")
+    def rescue() -> None:  # releases a reader stuck waiting for a writer (the code before issue 10)
+        while not done.wait(1):
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
     threading.Thread(target=rescue, daemon=True).start()
     started = time.monotonic()
-    async with running(tmp_path) as store:
-        await until(lambda: store.ready and any("fifo.yaml" in e for e in store.snapshot.errors), timeout=20)
-        assert time.monotonic() - started < 3
-        assert any(e.endswith("fifo.yaml: not a regular file") for e in store.snapshot.errors)
+    try:
+        async with running(tmp_path) as store:
+            await until(
+                lambda: store.ready and any("fifo.yaml" in e for e in store.snapshot.errors), timeout=10
+            )
+            assert time.monotonic() - started < 3
+            assert any(e.endswith("fifo.yaml: not a regular file") for e in store.snapshot.errors)
+    finally:
+        done.set()
 
 
 async def test_the_object_in_force_stays_when_an_earlier_file_defines_it_again(tmp_path: Path):
