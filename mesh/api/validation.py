@@ -82,8 +82,8 @@ def describe(obj: Any) -> str:
 
 def key(obj: dict[str, Any]) -> tuple[str, str, str]:
     """Identity of an object within a set: (kind, namespace, name)."""
-    meta = obj.get("metadata") or {}
-    return (obj.get("kind", ""), meta.get("namespace") or "", meta.get("name") or "")
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return (str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def is_mesh_kind(obj: dict[str, Any]) -> bool:
@@ -191,6 +191,9 @@ def _schema_problem(obj: dict[str, Any], err: jsonschema.ValidationError) -> lis
     if kw == "pattern":
         what = _PATTERN_NAMES.get(err.validator_value, f"match the pattern {err.validator_value}")
         return [Problem(name, field_path(path), f"must be {what} (got {got!r})")]
+    if kw == "minItems" and obj.get("kind") == "Egress" and path == ["spec", "hosts"]:
+        why = "must list at least one host: an empty list allows no host at all (leave it out for tcp ports)"
+        return [Problem(name, "spec.hosts", why)]
     if kw == "minItems":
         return [Problem(name, field_path(path), f"must list at least {err.validator_value} item(s)")]
     if kw == "minLength" and err.validator_value == 1:
@@ -405,6 +408,9 @@ def validate_object(obj: Any, source: str = "") -> list[Problem]:
     if not obj.get("apiVersion") or not obj.get("kind"):
         missing = [f for f in ("apiVersion", "kind") if not obj.get(f)]
         return [Problem(name, f, "is required: this is not a Kubernetes object", source) for f in missing]
+    not_text = [f for f in ("apiVersion", "kind") if not isinstance(obj[f], str)]
+    if not_text:
+        return [Problem(name, f, f"must be a string (got {_json_type(obj[f])})", source) for f in not_text]
     problems = _metadata_problems(obj, name)
     if is_mesh_kind(obj):
         validator = _validator(obj["apiVersion"], obj["kind"])
@@ -418,6 +424,40 @@ def validate_object(obj: Any, source: str = "") -> list[Problem]:
             reported = {p.field for p in problems}
             problems.extend(p for p in _semantic_problems(obj, name) if p.field not in reported)
     return [Problem(p.object, p.field, p.message, source) for p in problems]
+
+
+def _checked(obj: Any, source: str) -> tuple[list[Problem], Any]:
+    """(problems, normalised object) of one object; never raises, whatever the object holds."""
+    try:
+        problems = validate_object(obj, source)
+        return problems, (None if problems else normalized(obj))
+    except Exception as exc:  # noqa: BLE001 - one odd object must not stop the others
+        message = f"cannot be validated ({type(exc).__name__}: {exc})"
+        return [Problem(describe(obj), "", message, source)], None
+
+
+class CheckMemo:
+    """Results of ``validate_object`` remembered from one ``validate_objects`` call to the next.
+
+    Keyed by object identity (the memo holds a reference, so an id is never reused while it is
+    remembered): sources hand over the same dicts for unchanged resources, so after a change
+    only the changed objects go through the schema again (about a millisecond each).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, str], tuple[Any, list[Problem], Any]] = {}
+        self._next: dict[tuple[int, str], tuple[Any, list[Problem], Any]] = {}
+
+    def check(self, obj: Any, source: str) -> tuple[list[Problem], Any]:
+        found = self._last.get((id(obj), source))
+        if found is None or found[0] is not obj:
+            found = (obj, *_checked(obj, source))
+        self._next[(id(obj), source)] = found
+        return found[1], found[2]
+
+    def forget_unused(self) -> None:
+        """Drop what the last call did not ask for."""
+        self._last, self._next = self._next, {}
 
 
 def check(obj: dict[str, Any], source: str = "") -> dict[str, Any]:
@@ -451,6 +491,7 @@ def validate_objects(
     objects: Iterable[dict[str, Any] | Document],
     services: Iterable[Any] | None = None,
     previous: Iterable[dict[str, Any]] | None = None,
+    memo: CheckMemo | None = None,
 ) -> ValidationResult:
     """Validate a whole set: every object on its own, then the rules across objects.
 
@@ -460,19 +501,23 @@ def validate_objects(
     ``previous``: the last valid set; an object that is now invalid on its own is replaced by its
     previous valid version (same kind, namespace and name), so a bad edit changes nothing.
     Non-mesh objects (Services, Deployments...) pass through after basic checks.
+    ``memo``: results of earlier calls to reuse for objects seen again (see ``CheckMemo``).
+    Never raises for what the objects hold: an object that breaks the checker itself is a problem.
     """
     result = ValidationResult()
     last_good = {key(o): o for o in previous or ()}
     candidates: list[tuple[dict[str, Any], str]] = []
     for item in objects:
         obj, source = (item.obj, item.source) if isinstance(item, Document) else (item, "")
-        problems = validate_object(obj, source)
+        problems, normal = memo.check(obj, source) if memo else _checked(obj, source)
         if problems:
             result.problems.extend(problems)
             if isinstance(obj, dict) and key(obj) in last_good:
                 candidates.append((last_good[key(obj)], source))
             continue
-        candidates.append((normalized(obj), source))
+        candidates.append((normal, source))
+    if memo:
+        memo.forget_unused()
 
     seen: dict[tuple[str, str, str], str] = {}
     unique: list[tuple[dict[str, Any], str]] = []

@@ -1,13 +1,16 @@
 """Where the controller reads resources from: one interface, two implementations.
 
-A ``Source`` delivers the complete current set of raw Kubernetes objects (dicts) once at start
-and again after every change, through ``publish``. Problems a user can cause (a file that does
-not parse) come along as ``errors``; they never stop the source.
+A ``Source`` delivers the complete current set of raw Kubernetes objects once at start and
+again after every change, through the coroutine ``publish`` (awaited, so states never overlap).
+Problems a user can cause (a file that does not parse) come along as ``errors``; they never stop
+the source.
 
 - ``DirectorySource``: every ``*.yaml``/``*.yml``/``*.json`` file below a directory, each holding
-  one or more YAML documents (``kind: List`` is expanded). Files are polled (mtime, size, inode)
-  every ``interval`` seconds. A file that fails to parse is reported by name and its previous
-  good content (if any) stays in force.
+  one or more YAML documents (``kind: List`` is expanded), read with the bounds of
+  ``mesh.api.load`` (size, documents, depth, alias expansion) in a thread, off the event loop.
+  Objects come as ``Document``s, so messages name their file. Files are polled (mtime, size,
+  inode) every ``interval`` seconds. A file that fails to load is reported by name and its
+  previous good content (if any) stays in force; other files are not affected.
 - ``KubernetesSource``: list + watch through the official ``kubernetes`` client, one thread per
   resource kind (control plane only): MeshConfig (mesh namespace), Egress, EgressGateway,
   HTTPRouteGroup, Service, Namespace, ServiceAccount. Watches resume from the last resourceVersion; a 410 Gone
@@ -22,16 +25,17 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tenacity import Retrying, retry_if_exception, wait_exponential
 
+from mesh.api.load import MANIFEST_SUFFIXES, Document, LoadError, load_file
 from mesh.api.resources import DEFAULT_MESH_NAMESPACE, MESHCONFIG_API, POLICY_API, SMI_SPECS_API
 
+from .offload import off_loop
 from .reconciler import ObjectKey, object_key
 
 log = logging.getLogger("mesh.controller.sources")
@@ -39,11 +43,13 @@ log = logging.getLogger("mesh.controller.sources")
 
 @dataclass(frozen=True)
 class SourceState:
-    objects: tuple[dict[str, Any], ...] = ()
+    """Objects as plain dicts (Kubernetes API) or as Documents that know their file and position."""
+
+    objects: tuple[dict[str, Any] | Document, ...] = ()
     errors: tuple[str, ...] = ()
 
 
-Publish = Callable[[SourceState], None]
+Publish = Callable[[SourceState], Awaitable[None]]
 
 
 class SourceError(RuntimeError):
@@ -60,36 +66,12 @@ class Source(ABC):
 
 # --- manifest directory -----------------------------------------------------------------------
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
 
 @dataclass
 class _FileEntry:
     signature: tuple[int, int, int]
-    objects: tuple[dict[str, Any], ...] = ()
+    documents: tuple[Document, ...] = ()
     error: str | None = None
-
-
-def parse_manifest(text: str, name: str) -> tuple[dict[str, Any], ...]:
-    """Objects in a multi-document YAML text; raises ValueError naming ``name`` and the document."""
-    objects: list[dict[str, Any]] = []
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{name}: not valid YAML: {' '.join(str(exc).split())}") from None
-    for index, doc in enumerate(documents, start=1):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict) or not doc.get("kind"):
-            raise ValueError(f"{name}: document {index} is not a Kubernetes object (no kind)")
-        if doc["kind"] == "List":
-            items = doc.get("items") or []
-            if not all(isinstance(i, dict) and i.get("kind") for i in items):
-                raise ValueError(f"{name}: document {index}: every List item needs a kind")
-            objects.extend(items)
-        else:
-            objects.append(doc)
-    return tuple(objects)
 
 
 class DirectorySource(Source):
@@ -102,13 +84,13 @@ class DirectorySource(Source):
             raise SourceError(f"manifest directory {self.directory} does not exist or is not a directory")
 
     def scan(self) -> bool:
-        """Re-read what changed; True if anything did."""
+        """Re-read what changed; True if anything did. Blocking: ``run`` calls it off the event loop."""
         changed = False
         seen: set[Path] = set()
         for path in self._manifest_files():
             try:
                 st = path.stat()
-            except FileNotFoundError:
+            except OSError:
                 continue
             seen.add(path)
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -116,33 +98,39 @@ class DirectorySource(Source):
             if entry and entry.signature == signature:
                 continue
             changed = True
-            previous = entry.objects if entry else ()
-            try:
-                objects = parse_manifest(path.read_text(encoding="utf-8"), str(path))
-                self._files[path] = _FileEntry(signature, objects)
-            except (ValueError, OSError, UnicodeDecodeError) as exc:
-                message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-                if previous:
-                    message += " (keeping its last good content)"
-                log.warning("bad manifest file: %s", message)
-                self._files[path] = _FileEntry(signature, previous, message)
+            self._files[path] = self._read(path, signature, entry.documents if entry else ())
         for gone in set(self._files) - seen:
             del self._files[gone]
             changed = True
         return changed
 
+    @staticmethod
+    def _read(path: Path, signature: tuple[int, int, int], previous: tuple[Document, ...]) -> _FileEntry:
+        """One file's documents; on any error its previous good documents, and the error."""
+        try:
+            return _FileEntry(signature, tuple(load_file(path)))
+        except LoadError as exc:
+            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - no file may stop the source
+            log.exception("unexpected error reading %s", path)
+            message = f"{path}: cannot read: {type(exc).__name__}: {exc}"
+        if previous:
+            message += " (keeping its last good content)"
+        log.warning("bad manifest file: %s", message)
+        return _FileEntry(signature, previous, message)
+
     def state(self) -> SourceState:
-        objects = [obj for _, entry in sorted(self._files.items()) for obj in entry.objects]
-        errors = [entry.error for _, entry in sorted(self._files.items()) if entry.error]
-        return SourceState(tuple(objects), tuple(errors))
+        files = sorted(self._files.items())
+        documents = [doc for _, entry in files for doc in entry.documents]
+        return SourceState(tuple(documents), tuple(entry.error for _, entry in files if entry.error))
 
     async def run(self, publish: Publish) -> None:
-        self.scan()
-        publish(self.state())
+        await off_loop(self.scan)
+        await publish(self.state())
         while True:
             await asyncio.sleep(self.interval)
-            if self.scan():
-                publish(self.state())
+            if await off_loop(self.scan):
+                await publish(self.state())
 
     def _manifest_files(self) -> Iterator[Path]:
         if not self.directory.is_dir():
@@ -287,7 +275,7 @@ class KubernetesSource(Source):
                 await self._changed.wait()
                 self._changed.clear()
                 if self.synced:
-                    publish(self.state())
+                    await publish(self.state())
         finally:
             self._stop.set()
 

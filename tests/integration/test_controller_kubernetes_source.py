@@ -49,9 +49,16 @@ class ScriptedApi:
             yield event
 
 
+def recorder(states: list[SourceState]):
+    async def publish(state: SourceState) -> None:
+        states.append(state)
+
+    return publish
+
+
 async def collect(source: KubernetesSource, until, timeout: float = 5.0) -> list[SourceState]:
     states: list[SourceState] = []
-    task = asyncio.create_task(source.run(states.append))
+    task = asyncio.create_task(source.run(recorder(states)))
     try:
         deadline = time.monotonic() + timeout
         while not (states and until(states[-1])):
@@ -88,7 +95,10 @@ async def test_list_then_watch_events_and_relist_after_410():
         resources=[Watched("Egress", "policy.openservicemesh.io/v1alpha1", api.list_fn, api.watch_fn)],
         retry_wait=wait_fixed(0.01),
     )
-    states = await collect(source, lambda s: names(s, "Egress") == ["a", "c"] and api.list_calls >= 2)
+    states = await collect(
+        source,
+        lambda s: names(s, "Egress") == ["a", "c"] and api.list_calls >= 2 and "20" in api.watch_versions,
+    )
     seen = [names(s, "Egress") for s in states]
     assert ["b"] in seen  # b added, a deleted (intermediate states may be coalesced)
     assert api.watch_versions[:2] == ["10", "13"]  # resumes from the last resourceVersion seen
@@ -139,7 +149,7 @@ async def test_nothing_is_published_until_every_kind_has_listed():
         retry_wait=wait_fixed(0.01),
     )
     states: list[SourceState] = []
-    task = asyncio.create_task(source.run(states.append))
+    task = asyncio.create_task(source.run(recorder(states)))
     await asyncio.sleep(0.3)
     assert states == []
     slow_ready.set()

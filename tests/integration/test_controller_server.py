@@ -35,7 +35,7 @@ async def get(session: aiohttp.ClientSession, url: str, **params) -> tuple[int, 
 
 async def test_immediate_answer_then_304_after_the_wait(served):
     store, base, session = served
-    store.publish(SourceState((meshconfig(False),)))
+    await store.publish(SourceState((meshconfig(False),)))
     url = config_url(base, CURL)
 
     status, body, headers = await get(session, url)
@@ -55,13 +55,13 @@ async def test_immediate_answer_then_304_after_the_wait(served):
 
 async def test_pending_poll_answers_shortly_after_a_change(served):
     store, base, session = served
-    store.publish(SourceState((meshconfig(False),)))
+    await store.publish(SourceState((meshconfig(False),)))
     version = store.config(CURL).version
     poll = asyncio.create_task(get(session, config_url(base, CURL), version=version, wait=20))
     await asyncio.sleep(0.3)
     assert not poll.done()
     changed_at = time.monotonic()
-    store.publish(SourceState((meshconfig(True),)))
+    await store.publish(SourceState((meshconfig(True),)))
     status, body, _ = await asyncio.wait_for(poll, 5)
     latency = time.monotonic() - changed_at
     assert status == 200
@@ -71,12 +71,12 @@ async def test_pending_poll_answers_shortly_after_a_change(served):
 
 async def test_unrelated_change_keeps_the_poll_waiting(served):
     store, base, session = served
-    store.publish(SourceState((meshconfig(False),)))
+    await store.publish(SourceState((meshconfig(False),)))
     version = store.config(CURL).version
     poll = asyncio.create_task(get(session, config_url(base, CURL), version=version, wait=0.6))
     await asyncio.sleep(0.2)
     other = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "y"}, "spec": {}}
-    store.publish(SourceState((meshconfig(False), other)))
+    await store.publish(SourceState((meshconfig(False), other)))
     status, _, _ = await poll
     assert status == 304
 
@@ -86,7 +86,7 @@ async def test_readiness_and_not_ready_answers(served):
     assert (await get(session, base + "/healthz"))[0] == 200
     assert (await get(session, base + "/readyz"))[0] == 503
     assert (await get(session, config_url(base, CURL), wait=0.1))[0] == 503
-    store.publish(SourceState((meshconfig(False),)))
+    await store.publish(SourceState((meshconfig(False),)))
     assert (await get(session, base + "/readyz"))[0] == 200
     store.pending.add("caBundle of MutatingWebhookConfiguration osm-webhook-osm")
     status, body, _ = await get(session, base + "/readyz")
@@ -96,7 +96,7 @@ async def test_readiness_and_not_ready_answers(served):
 
 async def test_bad_wait_is_a_400_with_a_message(served):
     store, base, session = served
-    store.publish(SourceState((meshconfig(False),)))
+    await store.publish(SourceState((meshconfig(False),)))
     status, body, _ = await get(session, config_url(base, CURL), wait="soon")
     assert status == 400 and "wait must be a number" in body
 
@@ -109,7 +109,7 @@ async def test_metrics_and_status(served):
         "metadata": {"name": "no-ports", "namespace": "curl"},
         "spec": {"sources": [{"kind": "ServiceAccount", "name": "curl", "namespace": "curl"}]},
     }
-    store.publish(SourceState((meshconfig(False), bad_egress), errors=("bad.yaml: not valid YAML",)))
+    await store.publish(SourceState((meshconfig(False), bad_egress), errors=("bad.yaml: not valid YAML",)))
     version = store.config(CURL).version
     poll = asyncio.create_task(get(session, config_url(base, CURL), version=version, wait=2))
     await asyncio.sleep(0.2)

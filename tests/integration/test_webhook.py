@@ -69,7 +69,7 @@ def certs():
 @pytest.fixture
 async def webhook(certs):
     store = ConfigStore()
-    store.publish(SourceState(OBJECTS))
+    await store.publish(SourceState(OBJECTS))
     runner = web.AppRunner(make_webhook_app(store, SETTINGS))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certs.server_context()).start()
@@ -170,7 +170,7 @@ async def test_not_an_admission_review_is_a_400(webhook, certs):
 
 async def test_namespace_unknown_to_the_store_is_looked_up(certs):
     store = ConfigStore()
-    store.publish(SourceState(OBJECTS))
+    await store.publish(SourceState(OBJECTS))
     looked_up: list[str] = []
 
     async def lookup(name: str):

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mesh.api.load import load_text, merge_patch
 from mesh.api.resources import Egress, EgressGateway, MeshConfig
@@ -106,6 +108,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "empty sources",
         egress(sources=[]),
         "Egress curl/httpbin-80: spec.sources: must list at least 1 item(s)",
+    ),
+    (
+        "empty hosts on an http port (issue 10: it allowed nothing, silently)",
+        egress(hosts=[]),
+        "Egress curl/httpbin-80: spec.hosts: must list at least one host: an empty list allows no host",
     ),
     (
         "CIDR without prefix",
@@ -324,3 +331,52 @@ def test_a_bad_edit_keeps_the_last_good_version() -> None:
     # a bad object with no earlier version just stays out
     result = validate_objects([bad], previous=[])
     assert result.valid == []
+
+
+# --- odd shapes never break the validator (issue 10) ----------------------------------------------
+
+ODD_OBJECTS = [
+    {"apiVersion": "policy.openservicemesh.io/v1alpha1", "kind": "Egress", "metadata": "just-a-string"},
+    {"apiVersion": "v1", "kind": "Service", "metadata": ["a", "list"]},
+    {
+        "apiVersion": "policy.openservicemesh.io/v1alpha1",
+        "kind": "Egress",
+        "metadata": {"name": 7},
+        "spec": 3,
+    },
+    {"apiVersion": ["x"], "kind": {"a": 1}, "metadata": {"name": "n"}},
+    {1: 2, "kind": "EgressGateway", "apiVersion": "policy.openservicemesh.io/v1alpha1", "metadata": {}},
+    [1, 2, 3],
+    "text",
+    None,
+]
+
+
+@pytest.mark.parametrize("odd", ODD_OBJECTS, ids=[f"odd{i}" for i in range(len(ODD_OBJECTS))])
+def test_odd_objects_are_problems_not_exceptions(odd: Any) -> None:
+    good = egress()
+    result = validate_objects([odd, good], previous=[egress()])
+    assert result.problems and result.valid == [good]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+mesh_like = st.fixed_dictionaries(
+    {
+        "apiVersion": st.sampled_from(
+            ["policy.openservicemesh.io/v1alpha1", "config.openservicemesh.io/v1alpha2", "v1", "x"]
+        ),
+        "kind": st.sampled_from(["Egress", "EgressGateway", "MeshConfig", "HTTPRouteGroup", "Service"]),
+    },
+    optional={"metadata": json_values, "spec": json_values},
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(mesh_like | json_values, max_size=4))
+def test_validate_objects_never_raises(objects: list[Any]) -> None:
+    result = validate_objects(objects)
+    assert len(result.valid) <= len(objects)

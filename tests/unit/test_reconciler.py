@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+from mesh.api.load import Document
 from mesh.api.proxyconfig import Endpoint, Identity, Mode, Protocol, ProxyConfig, Rule
 from mesh.controller.reconciler import Reconciler, build_snapshot, compile_all, compile_config
 from tests.article import global_egress_gateway, httpbin_80, meshconfig
@@ -257,3 +258,78 @@ def test_each_article_state_has_its_own_version():
 def test_compiled_configs_pass_the_contract_schema():
     cfg = compiled([meshconfig(False), HTTPBIN_80, egress("w", hosts=["*.Example.com."]), GLOBAL_GATEWAY])
     assert ProxyConfig.from_json(cfg.to_json()) == cfg
+
+
+# --- the same object in two files (issue 10) -------------------------------------------------------
+
+
+def documents(file: str, *objects) -> list[Document]:
+    return [Document(copy.deepcopy(o), file, i, 1 + 20 * (i - 1)) for i, o in enumerate(objects, start=1)]
+
+
+def hosts(snapshot) -> tuple[str, ...]:
+    return tuple(h for r in compile_config(snapshot, CURL).rules for h in r.hosts)
+
+
+def test_a_newcomer_file_never_replaces_the_object_in_force():
+    reconciler = Reconciler()
+    live = documents("manifests/b-egress.yaml", egress("httpbin-80", hosts=["httpbin.org"]))
+    first = reconciler.admit([*documents("manifests/mc.yaml", meshconfig(False)), *live])
+    assert hosts(first) == ("httpbin.org",) and first.errors == ()
+
+    # a file that sorts earlier defines the same Egress with another host
+    newcomer = documents("manifests/a-egress.yaml", egress("httpbin-80", hosts=["httpstat.us"]))
+    state = [*documents("manifests/mc.yaml", meshconfig(False)), *newcomer, *live]
+    second = reconciler.admit(state)
+    assert hosts(second) == ("httpbin.org",)
+    assert second.errors == (
+        "manifests/a-egress.yaml: document 1 (line 1): Egress curl/httpbin-80: metadata.name: is defined "
+        "twice: manifests/b-egress.yaml: document 1 (line 1) stays in force, this copy is refused",
+    )
+    assert hosts(reconciler.admit(state)) == ("httpbin.org",)  # and stays so on the next change
+
+    # the live file drops it: the other copy is the only one left and takes over
+    third = reconciler.admit([*documents("manifests/mc.yaml", meshconfig(False)), *newcomer])
+    assert hosts(third) == ("httpstat.us",)
+    assert third.errors == ()
+
+
+def test_with_nothing_in_force_the_first_file_wins_and_the_other_is_reported():
+    state = [
+        *documents("m/a.yaml", meshconfig(False), egress("e", hosts=["a.example.com"])),
+        *documents("m/b.yaml", egress("e", hosts=["b.example.com"])),
+    ]
+    snapshot = Reconciler().admit(state)
+    assert hosts(snapshot) == ("a.example.com",)
+    assert snapshot.errors == (
+        "m/b.yaml: document 1 (line 1): Egress curl/e: metadata.name: is defined twice: "
+        "m/a.yaml: document 2 (line 21) stays in force, this copy is refused",
+    )
+
+
+def test_an_invalid_edit_of_the_copy_in_force_keeps_it_and_still_refuses_the_newcomer():
+    reconciler = Reconciler()
+    reconciler.admit([*documents("m/mc.yaml", meshconfig(False)), *documents("m/b.yaml", HTTPBIN_80)])
+    broken = egress("httpbin-80", hosts=["httpbin.org"], ports=[(0, "http")])
+    snapshot = reconciler.admit(
+        [
+            *documents("m/mc.yaml", meshconfig(False)),
+            *documents("m/a.yaml", egress("httpbin-80", hosts=["httpstat.us"])),
+            *documents("m/b.yaml", broken),
+        ]
+    )
+    assert hosts(snapshot) == ("httpbin.org",)
+    assert any("m/a.yaml" in e and "defined twice" in e for e in snapshot.errors)
+    assert any("m/b.yaml" in e and "spec.ports[0].number" in e for e in snapshot.errors)
+
+
+def test_odd_objects_from_a_source_are_reported_and_the_rest_is_admitted():
+    odd = [
+        {"apiVersion": "policy.openservicemesh.io/v1alpha1", "kind": "Egress", "metadata": "just-a-string"},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": ["x"]}},
+        [1, 2],
+        "text",
+    ]
+    snapshot = Reconciler().admit([meshconfig(False), HTTPBIN_80, *odd])
+    assert hosts(snapshot) == ("httpbin.org",)
+    assert len(snapshot.errors) >= len(odd)
