@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from scenarios.clusters import docker_firewall as fw
 from scenarios.clusters.docker import HARNESS_LABEL, remove_run
@@ -90,6 +91,8 @@ class Lab:
             "egress-gateway", "gw", {"app": "global-egress-gateway"}, refs["standin"], [mesh, outside], None
         )
         self.outside = self._start("outside", "outside", {}, refs["standin"], [outside], None)
+        for standin in (self.gateway, self.outside):
+            self._wait_listening(standin)
         self.outside_ip = fw.container_addresses(client.api, self.outside)[0]
         self.gateway_ip = fw.container_addresses(client.api, self.gateway)[0]
 
@@ -108,6 +111,12 @@ class Lab:
             addresses = fw.container_addresses(self.client.api, container.name)
             self.pods.append((fw.Endpoint(ns, name, labels, addresses), container.name))
         return container.name
+
+    def _wait_listening(self, container: str) -> None:
+        logs = self.client.containers.get(container).logs
+        Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.2), retry=retry_if_result(lambda ok: not ok))(
+            lambda: b'"event": "listening"' in logs()
+        )
 
     def endpoints(self) -> list[fw.Endpoint]:
         return [endpoint for endpoint, _ in self.pods]
