@@ -53,6 +53,11 @@ class Endpoint:
     ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
+def available() -> bool:
+    """Whether this host can enforce the boundary (root, iptables): the backend's ``network-policy``."""
+    return os.geteuid() == 0 and shutil.which("iptables-restore") is not None
+
+
 def chain_name(run_id: str) -> str:
     return f"{CHAIN_PREFIX}{run_id}"[:28]  # iptables' limit
 
