@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from scenarios.clusters import options as backend_flags
+
 #: Tests with these marks skip on machines without root, Docker or a backend. Where the
 #: environment promises them (CI sets EGRESS_MESH_REQUIRE_ALL=1), such a skip is a failure, so a
 #: broken setup cannot pass by running nothing.
@@ -14,13 +16,9 @@ ENVIRONMENT_MARKS = ("root", "docker", "e2e")
 
 def pytest_addoption(parser):
     group = parser.getgroup("egress-mesh")
-    group.addoption(
-        "--backend",
-        default="docker",
-        help="cluster backend for tests/e2e: docker (default), k3s, kind, k3d, k3s-container, external",
-    )
-    # --k8s-version and --k8s-cluster-name come from pytest-kubernetes and are reused by our backends.
-    group.addoption("--keep", action="store_true", help="keep the cluster and containers after the run")
+    # The backend options of `python -m scenarios run` (one table); --backend defaults to None here
+    # so tests/e2e can tell a backend the user asked for (it must come up) from the default.
+    backend_flags.add_to_parser(group.addoption, backend_default=None)
     group.addoption(
         "--require-all",
         action="store_true",

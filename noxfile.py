@@ -45,7 +45,7 @@ def images(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Data-plane benchmark: direct vs sidecar vs sidecar+gateway, as ratios to direct."""
+    """Data-plane benchmark: sidecar and gateway against direct, squid and tinyproxy (docs/benchmark.md)."""
     _install(session)
     session.run("python", "-m", "benchmarks.dataplane", *session.posargs)
 

@@ -1,304 +1,403 @@
-"""Data-plane benchmark: direct vs through the sidecar vs through sidecar + egress gateway.
+"""Data-plane benchmark: direct vs sidecar (permissive, policy) vs sidecar + gateway vs squid and
+tinyproxy, in one run, interleaved and repeated.
 
-``python -m benchmarks.dataplane [--requests N] [--duration S] [--concurrency C]`` (or
-``nox -s bench -- ...``). Everything runs on loopback in this one run, each program in its own
-process as in a pod: a local aiohttp server (the destination), ``mesh-proxy``'s sidecar in
-permissive mode (the original destination is fixed to the local server, standing in for the
-iptables REDIRECT), and ``mesh-gateway``. A raw asyncio client with keep-alive connections and
-``C`` concurrent workers sends ``GET /get`` until ``N`` requests or ``S`` seconds per path.
+``python -m benchmarks.dataplane [--rounds 3] [--duration 4] [--json FILE]`` (or ``nox -s bench
+-- ...``). See docs/benchmark.md for what is measured and how to read it.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import platform
-import socket
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from benchmarks import load
+from benchmarks.peers import (
+    LOOPBACK,
+    Program,
+    Target,
+    free_port,
+    missing_tools,
+    nginx,
+    role,
+    sidecar_config,
+    squid,
+    start,
+    stop,
+    tinyproxy,
+)
 
-LOOPBACK = "127.0.0.1"
-BODY_SIZE = 256
+PATHS = ("direct", "sidecar permissive", "sidecar policy", "sidecar + gateway", "squid", "tinyproxy")
+PROXIES = PATHS[1:]
+CONNECTIONS = (8, 64)
+PACE_CONNECTIONS, PACE_MS = 10, 10  # about 1,000 req/s in all
+IDLE_CONNECTIONS = 1000
+BUSY = 0.10  # other processes using more than this share of the machine make a run untrustworthy
 
 
-@dataclass
-class Result:
-    path: str
-    requests: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list, repr=False)
+class Bench:
+    def __init__(self, workdir: Path, destinations: list[str]):
+        self.workdir = workdir
+        self.destinations = destinations
+        self.programs: dict[str, Program] = {}
+        self.targets: dict[tuple[str, str], Target] = {}
+
+    def add(self, program: Program) -> Program:
+        self.programs[program.name] = program
+        return program
+
+    def start_all(self) -> None:
+        work = self.workdir
+        os.chmod(work, 0o777)  # squid and tinyproxy write their logs as user proxy
+        ports = {"nginx": free_port(), "aiohttp": free_port()}
+        gateway = self.add(
+            Program(
+                "gateway",
+                [sys.executable, "-m", "mesh.gateway", "run", "--host", LOOPBACK, "--log-level", "warning"],
+                free_port(),
+            )
+        )
+        gateway.command += ["--port", str(gateway.port)]
+        self.add(nginx(work, ports["nginx"]))
+        if "aiohttp" in self.destinations:
+            self.add(Program("aiohttp", role("aiohttp", ports["aiohttp"]), ports["aiohttp"]))
+        self.add(squid(work, free_port()))
+        self.add(tinyproxy(work, free_port()))
+        for dest in self.destinations:
+            for kind, gw in (("permissive", None), ("policy", None), ("gateway", gateway.port)):
+                name = f"sidecar-{kind}-{dest}"
+                config = work / f"{name}.json"
+                config.write_text(
+                    sidecar_config("policy" if kind == "policy" else "permissive", ports[dest], gw)
+                )
+                port = free_port()
+                command = role("sidecar", port, str(ports[dest]), str(config))
+                self.add(Program(name, command, port))
+        for program in self.programs.values():
+            start(program, work)
+        pid = {name: p.proc.pid for name, p in self.programs.items() if p.proc}
+        for dest in self.destinations:
+            port = ports[dest]
+            sc = {k: self.programs[f"sidecar-{k}-{dest}"] for k in ("permissive", "policy", "gateway")}
+            for target in (
+                Target("direct", port, False, port),
+                Target(
+                    "sidecar permissive", sc["permissive"].port, False, port, [pid[sc["permissive"].name]]
+                ),
+                Target("sidecar policy", sc["policy"].port, False, port, [pid[sc["policy"].name]]),
+                Target(
+                    "sidecar + gateway",
+                    sc["gateway"].port,
+                    False,
+                    port,
+                    [pid[sc["gateway"].name], pid["gateway"]],
+                ),
+                Target("squid", self.programs["squid"].port, True, port, [pid["squid"]]),
+                Target("tinyproxy", self.programs["tinyproxy"].port, True, port, [pid["tinyproxy"]]),
+            ):
+                self.targets[(dest, target.name)] = target
 
     @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+    def pids(self) -> list[int]:
+        return [p.proc.pid for p in self.programs.values() if p.proc]
 
-    def percentile(self, p: int) -> float:
-        if len(self.latencies_ms) < 2:
-            return self.latencies_ms[0] if self.latencies_ms else float("nan")
-        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[p - 1]
+    def stop_all(self) -> None:
+        stop(list(self.programs.values()))
 
-    def summary(self) -> dict:
-        return {
-            "path": self.path,
-            "requests": self.requests,
-            "errors": self.errors,
-            "seconds": round(self.seconds, 3),
-            "rps": round(self.rps, 1),
-            "p50_ms": round(self.percentile(50), 3),
-            "p90_ms": round(self.percentile(90), 3),
-            "p99_ms": round(self.percentile(99), 3),
+
+# ---------------------------------------------------------------- phases
+
+
+def memory(bench: Bench, count: int) -> dict[str, dict]:
+    """Idle RSS of each proxy, then with ``count`` idle keep-alive connections (one request each)."""
+    out: dict[str, dict] = {}
+    for path in PROXIES:
+        target = bench.targets[("nginx", path)]
+        pid = target.pids[-1]  # the gateway for sidecar + gateway, else the proxy itself
+        before = load.rss_kb(pid)
+        socks, error = load.idle_connections(target, count)
+        time.sleep(0.5)
+        after = load.rss_kb(pid)
+        opened = len(socks)
+        for sock in socks:
+            sock.close()
+        out[path] = {
+            "process": "gateway" if path == "sidecar + gateway" else path.split()[0],
+            "idle_rss_mb": round(before / 1024, 1),
+            "rss_mb_with_connections": round(after / 1024, 1),
+            "connections": opened,
+            "kb_per_connection": round((after - before) / opened, 1) if opened else None,
+            "error": error or None,
         }
+        if path == "sidecar + gateway":
+            sidecar_pid = target.pids[0]
+            out[path]["sidecar_rss_mb"] = round(load.rss_kb(sidecar_pid) / 1024, 1)
+        time.sleep(1.0)  # let the proxies notice the closes
+    return out
 
 
-# ---------------------------------------------------------------- the client
+def rounds(bench: Bench, args: argparse.Namespace, say) -> list[dict]:
+    """Every path, interleaved, ``args.rounds`` times; each round starts one path further on."""
+    results = []
+    for number in range(args.rounds):
+        order = PATHS[number % len(PATHS) :] + PATHS[: number % len(PATHS)]
+        for connections in CONNECTIONS:
+            for dest in bench.destinations:
+                for path in order:
+                    run = load.wrk(
+                        bench.targets[(dest, path)], connections, args.duration, bench.workdir, bench.pids
+                    )
+                    results.append(
+                        {"round": number + 1, "kind": "throughput", "destination": dest, "path": path,
+                         "connections": connections, **asdict(run), "rps": run.rps}
+                    )  # fmt: skip
+                    say(f"round {number + 1}: {dest:7} {path:18} {connections:2} conns {run.rps:9,.0f} req/s"
+                        f"  cpu {run.cpu_us_per_request:6.1f} us/req ({run.system_share:3.0%} kernel)"
+                        f"  others {run.others:4.0%}")  # fmt: skip
+        for path in order:
+            target = bench.targets[("nginx", path)]
+            run = load.wrk(
+                target, PACE_CONNECTIONS, args.duration, bench.workdir, bench.pids, pace_ms=PACE_MS
+            )
+            results.append(
+                {"round": number + 1, "kind": "latency", "destination": "nginx", "path": path,
+                 "connections": PACE_CONNECTIONS, **asdict(run), "rps": run.rps}
+            )  # fmt: skip
+            say(
+                f"round {number + 1}: fixed rate {path:18} {run.rps:6,.0f} req/s"
+                f" p50 {run.p50_ms:.2f} ms p99 {run.p99_ms:.2f} ms"
+            )
+        for path in order:
+            mbps = load.bulk(bench.targets[("nginx", path)])
+            results.append(
+                {"round": number + 1, "kind": "bulk", "destination": "nginx", "path": path, "mb_s": mbps}
+            )
+            say(f"round {number + 1}: bulk {path:18} {mbps:7.0f} MB/s")
+    return results
 
 
-async def _worker(port: int, request: bytes, result: Result, budget: list[int], deadline: float) -> None:
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
-    try:
-        while budget[0] > 0 and time.perf_counter() < deadline:
-            budget[0] -= 1
-            started = time.perf_counter()
-            try:
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = _content_length(head)
-                await reader.readexactly(length)
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise ValueError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                result.errors += 1
-                writer.close()
-                try:
-                    reader, writer = await asyncio.open_connection(LOOPBACK, port)
-                except OSError:
-                    return
-                continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            result.requests += 1
-    finally:
-        writer.close()
+# ---------------------------------------------------------------- summary and goals
 
 
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    raise ValueError("response without content-length")
+def median(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
-async def measure(name: str, port: int, args: argparse.Namespace) -> Result:
-    request = f"GET /get HTTP/1.1\r\nHost: {LOOPBACK}\r\nUser-Agent: mesh-bench\r\n\r\n".encode()
-    warm = Result(name)
-    await asyncio.gather(
-        *(
-            _worker(port, request, warm, [args.warmup // args.concurrency + 1], time.perf_counter() + 5)
-            for _ in range(args.concurrency)
+def summarise(results: list[dict], destinations: list[str]) -> dict:
+    def pick(kind, dest, path, connections=None):
+        return [
+            r
+            for r in results
+            if r["kind"] == kind and r["destination"] == dest and r["path"] == path
+            and (connections is None or r["connections"] == connections)
+        ]  # fmt: skip
+
+    summary: dict = {}
+    for dest in destinations:
+        for path in PATHS:
+            row: dict = {}
+            for c in CONNECTIONS:
+                runs = pick("throughput", dest, path, c)
+                row[f"rps_{c}"] = median(runs, "rps")
+                row[f"cpu_us_{c}"] = median(runs, "cpu_us_per_request") if path != "direct" else None
+                row[f"system_share_{c}"] = median(runs, "system_share") if path != "direct" else None
+                row[f"errors_{c}"] = sum(r["errors"] for r in runs)
+            if dest == "nginx":
+                lat = pick("latency", dest, path)
+                row["p50_ms"], row["p99_ms"] = median(lat, "p50_ms"), median(lat, "p99_ms")
+                row["bulk_mb_s"] = median(pick("bulk", dest, path), "mb_s")
+            summary.setdefault(dest, {})[path] = row
+    direct = summary["nginx"]["direct"]
+    for row in summary["nginx"].values():
+        if row.get("p50_ms") is not None and direct.get("p50_ms") is not None:
+            row["added_p50_ms"] = round(row["p50_ms"] - direct["p50_ms"], 3)
+            row["added_p99_ms"] = round(row["p99_ms"] - direct["p99_ms"], 3)
+    return summary
+
+
+def goals(summary: dict, memory_rows: dict) -> list[tuple[str, bool, str]]:
+    """The goals of issue 13, each with whether it is met and the figures."""
+    rows = summary["nginx"]
+    squid_row, checks = rows["squid"], []
+    for path in ("sidecar permissive", "sidecar policy"):
+        row = rows[path]
+        for c in CONNECTIONS:
+            ratio = row[f"rps_{c}"] / squid_row[f"rps_{c}"]
+            checks.append((f"{path} req/s at {c} conns >= 2.0x squid", ratio >= 2.0, f"{ratio:.2f}x"))
+        for c in CONNECTIONS:
+            ratio = row[f"cpu_us_{c}"] / squid_row[f"cpu_us_{c}"]
+            checks.append((f"{path} CPU/request at {c} conns <= 0.5x squid", ratio <= 0.5, f"{ratio:.2f}x"))
+        ok = row["added_p99_ms"] <= squid_row["added_p99_ms"]
+        checks.append(
+            (
+                f"{path} added p99 <= squid's",
+                ok,
+                f"+{row['added_p99_ms']:.2f} vs +{squid_row['added_p99_ms']:.2f} ms",
+            )
         )
-    )
-    result = Result(name)
-    budget = [args.requests]
-    started = time.perf_counter()
-    deadline = started + args.duration
-    await asyncio.gather(*(_worker(port, request, result, budget, deadline) for _ in range(args.concurrency)))
-    result.seconds = time.perf_counter() - started
-    result.errors += warm.errors
-    return result
+    for c in CONNECTIONS:
+        ratio = rows["sidecar + gateway"][f"rps_{c}"] / rows["sidecar permissive"][f"rps_{c}"]
+        checks.append((f"sidecar + gateway at {c} conns >= 0.7x sidecar", ratio >= 0.7, f"{ratio:.2f}x"))
+    mem = memory_rows["sidecar permissive"]
+    per = mem["kb_per_connection"]
+    checks.append(("sidecar memory per open connection <= 11 KB", per is not None and per <= 11, f"{per} KB"))
+    checks.append(("sidecar idle RSS <= 30 MB", mem["idle_rss_mb"] <= 30, f"{mem['idle_rss_mb']} MB"))
+    return checks
 
 
-# ---------------------------------------------------------------- the programs under test
+def busy_rounds(results: list[dict]) -> list[str]:
+    notes = []
+    for r in results:
+        if r["kind"] != "bulk" and r["others"] > BUSY:
+            notes.append(
+                f"round {r['round']}: other processes used {r['others']:.0%} of the machine during "
+                f"{r['path']} ({r['kind']}, {r['destination']}, {r['connections']} conns)"
+            )
+    return notes
 
 
-async def serve_upstream(port: int) -> None:
-    from aiohttp import web
-
-    payload = {"url": "/get", "padding": "x" * BODY_SIZE}
-
-    async def get(request: web.Request) -> web.Response:
-        return web.json_response(payload)
-
-    app = web.Application()
-    app.router.add_get("/get", get)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    await asyncio.Event().wait()
-
-
-async def serve_sidecar(port: int, upstream_port: int, config_file: Path) -> None:
-    from mesh.api.proxyconfig import ProxyConfig
-    from mesh.proxy.origdst import fixed
-    from mesh.proxy.sidecar import Sidecar
-
-    config = ProxyConfig.from_json(config_file.read_text())
-    sidecar = Sidecar(
-        config.identity, port=port, host=LOOPBACK, original_destination=fixed(LOOPBACK, upstream_port)
-    )
-    await sidecar.apply(config)
-    await asyncio.Event().wait()
-
-
-def _sidecar_config(gateway_port: int | None) -> str:
-    from mesh.api.proxyconfig import Endpoint, Identity, Mode, ProxyConfig
-
-    gateway = Endpoint(LOOPBACK, gateway_port) if gateway_port else None
-    return ProxyConfig(Identity("bench", "bench"), Mode.PERMISSIVE, gateway=gateway).with_version().to_json()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
-@retry(stop=stop_after_delay(15), wait=wait_fixed(0.1), retry=retry_if_exception_type(OSError), reraise=True)
-def _wait_listening(port: int) -> None:
-    socket.create_connection((LOOPBACK, port), timeout=1).close()
-
-
-@contextlib.contextmanager
-def programs(workdir: Path) -> Iterator[dict[str, int]]:
-    """Start destination, gateway and two sidecars; yield the port each path's client uses."""
-    ports = {name: _free_port() for name in ("upstream", "gateway", "sidecar", "sidecar_gw")}
-    (workdir / "direct.json").write_text(_sidecar_config(None))
-    (workdir / "gateway.json").write_text(_sidecar_config(ports["gateway"]))
-    me = [sys.executable, "-m", "benchmarks.dataplane", "--role"]
-    commands = {
-        "upstream": [*me, "upstream", "--listen-port", str(ports["upstream"])],
-        "gateway": [
-            *[sys.executable, "-m", "mesh.gateway", "run"],
-            *["--host", LOOPBACK, "--port", str(ports["gateway"]), "--log-level", "warning"],
-        ],
-        "sidecar": [
-            *[*me, "sidecar", "--listen-port", str(ports["sidecar"])],
-            *["--upstream-port", str(ports["upstream"]), "--config-file", str(workdir / "direct.json")],
-        ],
-        "sidecar_gw": [
-            *[*me, "sidecar", "--listen-port", str(ports["sidecar_gw"])],
-            *["--upstream-port", str(ports["upstream"]), "--config-file", str(workdir / "gateway.json")],
-        ],
-    }
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), *sys.path])}
-    started: list[subprocess.Popen] = []
-    try:
-        for name, command in commands.items():
-            # Records and decisions go to /dev/null: their cost is counted, not their storage.
-            log = open(workdir / f"{name}.err", "w")  # noqa: SIM115
-            started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env))
-            try:
-                _wait_listening(ports[name])
-            except OSError:
-                errors = (workdir / f"{name}.err").read_text()[-500:]
-                raise SystemExit(f"bench: {name} did not start: {errors}") from None
-        yield {
-            "direct": ports["upstream"],
-            "sidecar": ports["sidecar"],
-            "sidecar+gateway": ports["sidecar_gw"],
-        }
-    finally:
-        for proc in started:
-            proc.terminate()
-        for proc in started:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-# ---------------------------------------------------------------- report
-
-
-def report(results: list[Result], args: argparse.Namespace) -> None:
+def report(summary: dict, memory_rows: dict, checks, notes: list[str], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    base = results[0]
-    table = Table(
-        title=f"egress-mesh data plane, loopback, {args.concurrency} keep-alive connections, GET /get "
-        f"({platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs)"
-    )
-    for column in ("path", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "x req/s", "x p50"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    for r in results:
-        table.add_row(
-            r.path,
-            str(r.requests),
-            str(r.errors),
-            f"{r.rps:,.0f}",
-            f"{r.percentile(50):.2f}",
-            f"{r.percentile(90):.2f}",
-            f"{r.percentile(99):.2f}",
-            f"{r.rps / base.rps:.2f}x" if base.rps else "-",
-            f"{r.percentile(50) / base.percentile(50):.2f}x" if base.latencies_ms else "-",
+    console = Console(width=max(Console().width, 150))
+    for dest in summary:
+        rows = summary[dest]
+        table = Table(
+            title=f"destination {dest}: {args.rounds} rounds x {args.duration:g} s, medians "
+            f"({platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs)"
         )
-    console = Console()
-    console.width = max(console.width, 100)
+        columns = ["path"]
+        for c in CONNECTIONS:
+            columns += [f"req/s {c}", "x direct", "x squid", f"CPU us/req {c}"]
+        if dest == "nginx":
+            columns += ["added p50/p99 ms", "bulk MB/s"]
+        for column in columns:
+            table.add_column(column, justify="left" if column == "path" else "right")
+        for path, row in rows.items():
+            cells = [path]
+            for c in CONNECTIONS:
+                rps, base, peer = row[f"rps_{c}"], rows["direct"][f"rps_{c}"], rows["squid"][f"rps_{c}"]
+                cpu = row[f"cpu_us_{c}"]
+                cells += [
+                    f"{rps:,.0f}",
+                    f"{rps / base:.2f}x",
+                    f"{rps / peer:.2f}x",
+                    "-" if cpu is None else f"{cpu:.1f}",
+                ]
+            if dest == "nginx":
+                added = (
+                    "-" if path == "direct" else f"+{row['added_p50_ms']:.2f} / +{row['added_p99_ms']:.2f}"
+                )
+                cells += [added, f"{row['bulk_mb_s']:,.0f}"]
+            table.add_row(*cells)
+        console.print(table)
+    table = Table(title=f"memory: RSS idle and with {IDLE_CONNECTIONS} idle keep-alive connections")
+    for column in ("path", "process", "idle MB", "with conns MB", "KB/conn", "note"):
+        table.add_column(column, justify="left" if column in ("path", "process", "note") else "right")
+    for path, row in memory_rows.items():
+        table.add_row(
+            path, row["process"], f"{row['idle_rss_mb']}", f"{row['rss_mb_with_connections']}",
+            f"{row['kb_per_connection']}", row["error"] or "",
+        )  # fmt: skip
     console.print(table)
-    console.print("x req/s, x p50: ratio to direct")
+    for name, ok, figure in checks:
+        console.print(f"{'MET    ' if ok else 'NOT MET'}  {name}: {figure}")
+    if notes:
+        console.print(f"[bold]machine too loaded to trust {len(notes)} measurement(s):[/bold]")
+        for note in notes:
+            console.print(f"  {note}")
+    else:
+        console.print(
+            f"machine quiet: other processes stayed under {BUSY:.0%} of the CPU in every measurement"
+        )
 
 
-async def run_all(args: argparse.Namespace) -> list[Result]:
-    with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp, programs(Path(tmp)) as ports:
-        return [await measure(name, ports[name], args) for name in args.paths]
+# ---------------------------------------------------------------- command line
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.dataplane", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--requests", type=int, default=5000, help="requests per path at most (default 5000)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per path at most (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="times every path is measured (default 3)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement (default 4)")
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="concurrent keep-alive connections (default 8)"
+        "--destinations", default="nginx,aiohttp", help="nginx (always) and optionally aiohttp (default both)"
     )
     parser.add_argument(
-        "--warmup", type=int, default=200, help="requests per path before measuring (default 200)"
+        "--idle-connections", type=int, default=IDLE_CONNECTIONS, help="for the memory figures (default 1000)"
     )
-    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    parser.add_argument("--role", choices=["upstream", "sidecar"], help=argparse.SUPPRESS)
-    parser.add_argument("--listen-port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--config-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write every measurement and the summary as JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.role == "upstream":
-        asyncio.run(serve_upstream(args.listen_port))
-        return 0
-    if args.role == "sidecar":
-        asyncio.run(serve_sidecar(args.listen_port, args.upstream_port, args.config_file))
-        return 0
-    for option in ("requests", "duration", "concurrency"):
-        if getattr(args, option) <= 0:
-            parser.error(f"--{option} must be positive")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
-    args.paths = ["direct", "sidecar", "sidecar+gateway"]
-    results = asyncio.run(run_all(args))
-    report(results, args)
-    if args.json:
-        data = {"concurrency": args.concurrency, "results": [r.summary() for r in results]}
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
-    failed = [r.path for r in results if r.requests == 0]
-    if failed:
-        print(f"bench: no successful request through {', '.join(failed)}", file=sys.stderr)
+    if args.rounds <= 0 or args.duration <= 0 or args.idle_connections <= 0:
+        parser.error("--rounds, --duration and --idle-connections must be positive")
+    destinations = ["nginx", *(d for d in args.destinations.split(",") if d and d != "nginx")]
+    if set(destinations) - {"nginx", "aiohttp"}:
+        parser.error("--destinations: nginx and aiohttp only")
+    missing = missing_tools()
+    if missing:
+        print(
+            f"bench: missing {', '.join(missing)}; install them "
+            f"(Debian: apt-get install {' '.join(missing)}, "
+            "or EGRESS_MESH_BENCH=1 .ci/setup)",
+            file=sys.stderr,
+        )
         return 1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
+        bench = Bench(Path(tmp), destinations)
+        try:
+            bench.start_all()
+            memory_rows = memory(bench, args.idle_connections)
+            for target in bench.targets.values():  # warm up every path (connections, caches, JIT-free)
+                load.wrk(target, 8, 1, bench.workdir, bench.pids)
+            results = rounds(bench, args, say)
+        finally:
+            bench.stop_all()
+    summary = summarise(results, destinations)
+    checks = goals(summary, memory_rows)
+    notes = busy_rounds(results)
+    report(summary, memory_rows, checks, notes, args)
+    if args.json:
+        document = {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "summary": summary,
+            "memory": memory_rows,
+            "goals": [{"goal": n, "met": ok, "figure": f} for n, ok, f in checks],
+            "untrusted": notes,
+            "measurements": results,
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    errors = [r for r in results if r.get("errors")]
+    if any(r["requests"] == 0 for r in results if r["kind"] != "bulk"):
+        print("bench: a path served no request", file=sys.stderr)
+        return 1
+    if errors:
+        print(f"bench: {len(errors)} measurement(s) saw errors (see --json)", file=sys.stderr)
     return 0
 
 

@@ -3,10 +3,13 @@
     python -m scenarios list
     python -m scenarios run [NAME|FILE ...] [--backend docker] [--report FILE.json] [--keep]
     python -m scenarios images [--base-image IMG]
+    python -m scenarios doctor [--backend B]    what the backend needs and what is missing here
+    python -m scenarios clean [--list]          kept clusters (--keep): list them, remove them
     python -m scenarios demo ...        (handled by scenarios.demo when it exists)
 
 Exit codes: 0 all expectations held, 1 an expectation failed, 2 a usage or scenario-file error,
-3 the backend is unavailable or could not be set up, 130 interrupted.
+3 the backend is unavailable or could not be set up (doctor: something required is missing;
+clean: a cluster could not be removed), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from scenarios.clusters import BACKENDS, UnknownBackend, create
+from scenarios.clusters import UnknownBackend, create
+from scenarios.clusters import options as backend_flags
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
 from scenarios.format import ScenarioError, catalog_files, load_all, load_file
 
@@ -28,35 +32,17 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
 EXIT_INTERRUPTED = 130
+#: backends whose clusters the harness creates (and records, see scenarios.clusters.records)
+CREATING_BACKENDS = ("kind", "k3d", "k3s-container")
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to a backend takes (the demo reuses them)."""
-    parser.add_argument("--backend", default="docker", choices=list(BACKENDS), help="cluster backend")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster and containers running")
-    parser.add_argument("--base-image", help="base image for image builds (default: a local Debian base)")
-    parser.add_argument("--k8s-version", help="Kubernetes version (kind, k3d, k3s-container)")
-    parser.add_argument("--cluster-name", default="egress-mesh", help="cluster name (kind, k3d, ...)")
-    parser.add_argument("--kubeconfig", help="kubeconfig (k3s, external)")
-    parser.add_argument("--registry", help="registry to push images to (external)")
-    parser.add_argument(
-        "--external",
-        default="standins",
-        choices=["standins", "internet"],
-        help="who answers as httpbin.org / httpstat.us: local stand-ins (default) or the real services",
-    )
+    """The options every command that talks to a backend takes (the demo and pytest reuse them)."""
+    backend_flags.add_to_parser(parser.add_argument)
 
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
-    return BackendOptions(
-        keep=args.keep,
-        k8s_version=args.k8s_version,
-        cluster_name=args.cluster_name,
-        kubeconfig=args.kubeconfig,
-        registry=args.registry,
-        external=args.external,
-        base_image=args.base_image,
-    )
+    return backend_flags.backend_options(vars(args).get)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--base-image", help="base image (default: a Debian base built from the host's mirror)"
     )
+
+    doctor = commands.add_parser("doctor", help="what a backend needs, what is missing here, how to fix it")
+    add_backend_arguments(doctor)
+
+    clean = commands.add_parser("clean", help="list and remove the clusters kept with --keep")
+    clean.add_argument("--list", action="store_true", help="only list them")
+    clean.add_argument("--backend", choices=list(CREATING_BACKENDS), help="only this backend's")
+    clean.add_argument("--cluster-name", help="only the cluster of this name")
 
     commands.add_parser("demo", help="the live walkthrough of the article", add_help=False)
     return parser
@@ -150,6 +144,51 @@ def cmd_images(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
+    from scenarios.clusters import doctor
+
+    found = doctor.checks(args.backend, backend_options(args))
+    style = {"ok": "green", "MISSING": "bold red", "warning": "yellow"}
+    width = max(len(check.what) for check in found)
+    for status, what, seen, fix in doctor.lines(found):
+        console.print(f"[{style[status]}]{status:8}[/] {escape(what):{width}}  {escape(seen)}")
+        if fix:
+            console.print(f"{'':8} {'':{width}}  fix: [cyan]{escape(fix)}[/]")
+    console.print(escape(doctor.summary(args.backend, found)))
+    return 0 if doctor.ready(found) else EXIT_BACKEND
+
+
+def cmd_clean(args: argparse.Namespace, console: Console) -> int:
+    from scenarios.clusters import records
+
+    kept = [
+        r
+        for r in records.all_records()
+        if (args.backend in (None, r.backend)) and (args.cluster_name in (None, r.name))
+    ]
+    if not kept:
+        console.print("no kept clusters (egress-mesh deletes the clusters it creates unless --keep)")
+        return 0
+    failed = 0
+    for record in kept:
+        line = (
+            f"{record.backend:14} {record.name:20} created {record.created}  kubeconfig {record.kubeconfig}"
+        )
+        if args.list:
+            console.print(escape(line))
+            continue
+        cluster = create(record.backend, BackendOptions(cluster_name=record.name))
+        try:
+            gone = cluster.remove_created()  # type: ignore[attr-defined]
+        except BackendUnavailable as exc:
+            failed += 1
+            console.print(f"[bold red]not removed:[/] {escape(line)}: {escape(str(exc))}")
+            continue
+        state = "removed" if gone else "already gone, record dropped"
+        console.print(f"{state}: {escape(line)}")
+    return EXIT_BACKEND if failed else 0
+
+
 def cmd_demo(argv: Sequence[str], console: Console) -> int:
     """Hands over to ``scenarios.demo.main(argv) -> int`` (the demo owns its options)."""
     if importlib.util.find_spec("scenarios.demo") is None:
@@ -167,7 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["demo"]:
             return cmd_demo(argv[1:], console)
         args = build_parser().parse_args(argv)
-        handler = {"list": cmd_list, "run": cmd_run, "images": cmd_images}[args.command]
+        handler = {
+            "list": cmd_list,
+            "run": cmd_run,
+            "images": cmd_images,
+            "doctor": cmd_doctor,
+            "clean": cmd_clean,
+        }[args.command]
         return handler(args, console)
     except (ScenarioError, UnknownBackend) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}")

@@ -267,8 +267,10 @@ def build_all(
 
 
 def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=None) -> list[Path]:
-    """``docker save`` each image into ``path`` (a directory) as ``NAME.tar``; returns the files.
+    """``docker save REF`` each image into ``path`` (a directory) as ``NAME.tar``; returns the files.
 
+    Each archive names exactly the ref asked for (``docker save`` by image would name the image's
+    first tag, and Docker sorts tags, so a content tag could win over the run tag the pods use).
     The Kubernetes backends import these (``k3s ctr images import``, ``kind load image-archive``)."""
     client = client or docker_client(ImageBuildError)
     out = Path(path)
@@ -279,7 +281,7 @@ def save(refs: dict[str, str] | Iterable[str], path: str | os.PathLike, client=N
         name = ref.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
         file = out / f"{name}.tar"
         with open(file, "wb") as f:
-            for chunk in client.images.get(ref).save(named=True):
+            for chunk in client.api.get_image(ref):
                 f.write(chunk)
         files.append(file)
     return files

@@ -14,6 +14,7 @@ import sys
 
 from mesh.gateway.server import Gateway
 from mesh.gateway.tunnel import GATEWAY_PORT
+from mesh.proxy import eventloop
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(serve(args.host, args.port, args.connect_timeout))
+        eventloop.run(serve(args.host, args.port, args.connect_timeout))  # uvloop where installed
     except OSError as exc:
         print(
             f"mesh-gateway: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",

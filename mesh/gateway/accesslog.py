@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TextIO
 
 import jsonschema
+
+from mesh.proxy.log import json_encoder, write_line
 
 REQUEST_FIELDS = ("connection_id", "request_time", "source_address", "source_port", "host", "path", "method")
 CONNECTION_FIELDS = (
@@ -53,10 +55,15 @@ def new_connection_id() -> str:
     return secrets.token_hex(8)
 
 
+@lru_cache(maxsize=4)  # a busy gateway writes many records within the same second
+def _second(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.")
+
+
 def iso_time(epoch: float) -> str:
     """``2022-11-10T08:15:31.864Z``: UTC, milliseconds, ``Z``."""
     moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return _second(moment.replace(microsecond=0)) + f"{moment.microsecond // 1000:03d}Z"
 
 
 def request_record(
@@ -220,12 +227,14 @@ def parse_lines(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return requests, connections
 
 
-def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False)
+dumps: Callable[[dict[str, Any]], str] = json_encoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False)
 
 
 def emit(record: dict[str, Any], stream: TextIO | None = None) -> None:
-    """Write one record as a line and flush, so ``kubectl logs`` shows it at once."""
-    out = stream or sys.stdout
-    out.write(dumps(record) + "\n")
-    out.flush()
+    """Write one record as a line, so ``kubectl logs`` shows it at once: to ``stream`` now and
+    flushed, or to stdout at the end of the event loop's turn (one write for all of its records)."""
+    if stream is None:
+        write_line(dumps(record))
+        return
+    stream.write(dumps(record) + "\n")
+    stream.flush()

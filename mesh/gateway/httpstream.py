@@ -9,6 +9,7 @@ an upgrade, a malformed head) makes it stop observing; the relay is never affect
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,10 +34,15 @@ def looks_like_http(first_bytes: bytes) -> bool:
 class Head:
     start: tuple[str, str, str]
     headers: list[tuple[str, str]]
+    _joined: dict[str, str] | None = None
 
     def get(self, name: str) -> str | None:
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+        if self._joined is None:
+            joined: dict[str, list[str]] = {}
+            for key, value in self.headers:
+                joined.setdefault(key, []).append(value)
+            self._joined = {key: ", ".join(values) for key, values in joined.items()}
+        return self._joined.get(name)
 
     def framing(self) -> int:
         """Body length from the headers: CHUNKED, a length, or UNTIL_CLOSE when neither is given."""
@@ -52,8 +58,26 @@ class Head:
         return int(values.pop())
 
 
+# Most heads: a start line of three parts and header lines ``token: printable ASCII``; for these
+# one regular expression splits the lines (in C), and the same strip() and lower() as below apply.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PLAIN_HEAD = re.compile(rf"([^ \r\n]*) ([^ \r\n]*) ([^\r\n]*)((?:\r\n{_TOKEN}:[\t\x20-\x7e]*)*)")
+_PLAIN_FIELD = re.compile(rf"\r\n({_TOKEN}):([\t\x20-\x7e]*)")
+
+
 def parse_head(raw: bytes) -> Head:
-    lines = raw.decode("latin-1").split("\r\n")
+    text = raw.decode("latin-1")
+    plain = _PLAIN_HEAD.fullmatch(text)
+    if plain is not None:
+        method, target, rest, fields = plain.groups()
+        headers = [(name.lower(), value.strip()) for name, value in _PLAIN_FIELD.findall(fields)]
+        return Head((method, target, rest), headers)
+    return parse_lines(text)
+
+
+def parse_lines(text: str) -> Head:
+    """``parse_head`` line by line: any head, with the reason when it is malformed."""
+    lines = text.split("\r\n")
     start = lines[0].split(" ", 2)
     if len(start) != 3:
         raise ValueError(f"malformed start line {lines[0]!r}")

@@ -1,10 +1,12 @@
 """The egress gateway: an asyncio CONNECT server that forwards tunnels and writes the access log.
 
-One coroutine pair per tunnel (never a thread). The sidecar sends ``CONNECT host:port`` (see
-``mesh.gateway.tunnel``); the gateway resolves and connects with a timeout (502 refused or
-unresolvable, 504 timed out), answers ``200 Connection Established`` and relays bytes both ways
-unchanged. It refuses (403) to connect to itself, to loopback (unless it listens on loopback itself,
-as in local runs), to unspecified and to link-local addresses (cloud metadata).
+One task per tunnel while it is set up (never a thread); then the bytes are relayed from the
+protocol callbacks (``mesh.proxy.stream.Splice``), each chunk copied to the observer first.
+The sidecar sends ``CONNECT host:port`` (see ``mesh.gateway.tunnel``); the gateway resolves and
+connects with a timeout (502 refused or unresolvable, 504 timed out), answers ``200 Connection
+Established`` and relays bytes both ways unchanged. It refuses (403) to connect to itself, to
+loopback (unless it listens on loopback itself, as in local runs), to unspecified and to
+link-local addresses (cloud metadata).
 Copies of the bytes go to an HTTP observer (protocol ``http`` or bytes that look like HTTP) for
 request records, or to the SNI reader (protocol ``https`` or a TLS ClientHello).
 """
@@ -27,10 +29,10 @@ from mesh.gateway import accesslog
 from mesh.gateway.httpstream import HttpObserver, looks_like_http
 from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
 from mesh.proxy import tls
+from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect
 
 log = logging.getLogger("mesh.gateway")
 
-READ_SIZE = 65536
 HEAD_TIMEOUT = 10.0
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 3
 
@@ -139,10 +141,13 @@ class Gateway:
         self.sink = sink
         self.allow_loopback = allow_loopback  # None: only when listening on a loopback address
         self._ports: set[int] = set()
-        self._open: dict[asyncio.Task, list[asyncio.StreamWriter]] = {}
+        self._open: dict[asyncio.Task, list[Channel]] = {}
 
     async def start(self, host: str = "0.0.0.0", port: int = 1080) -> asyncio.Server:
-        server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: Channel(on_open=self._opened), host, port, reuse_address=True, backlog=1024
+        )
         self._ports.update(sock.getsockname()[1] for sock in server.sockets)
         if self.allow_loopback is None:
             self.allow_loopback = host == "localhost" or _is_loopback(host)
@@ -163,25 +168,25 @@ class Gateway:
             return "link-local address"
         return None
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _opened(self, channel: Channel) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(channel))
+        self._open[task] = [channel]
+
+    async def _handle(self, channel: Channel) -> None:
         task = asyncio.current_task()
-        assert task is not None
-        self._open[task] = [writer]
-        _keepalive(writer)
-        peer = writer.get_extra_info("peername") or ("", 0)
+        _keepalive(channel)
+        peer = channel.get_extra_info("peername") or ("", 0)
         tunnel = Tunnel(accesslog.new_connection_id(), str(peer[0]), int(peer[1]), time.time())
         try:
-            await self._serve(tunnel, reader, writer)
+            await self._serve(tunnel, channel)
         except Exception as exc:  # one broken tunnel must never take the gateway down
             log.warning("tunnel %s from %s:%s failed: %r", tunnel.id, *peer[:2], exc)
         finally:
-            writer.close()
-            self._open.pop(task, None)
+            channel.close()
+            self._open.pop(task, None)  # type: ignore[arg-type]
 
-    async def _serve(
-        self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        request = await self._read_connect(tunnel, reader, writer)
+    async def _serve(self, tunnel: Tunnel, channel: Channel) -> None:
+        request = await self._read_connect(tunnel, channel)
         if request is None:
             return
         tunnel.request = request
@@ -189,45 +194,41 @@ class Gateway:
             upstream = await self._connect(request)
         except TunnelError as exc:
             tunnel.error = str(exc)
-            await _send(writer, error_response(exc.status, str(exc)))
+            await _send(channel, error_response(exc.status, str(exc)))
             self._log_connection(tunnel)
             return
-        up_reader, up_writer = upstream
-        _keepalive(up_writer)
-        self._open.get(asyncio.current_task(), []).append(up_writer)  # type: ignore[arg-type]
-        peer = up_writer.get_extra_info("peername") or ("", 0)
+        _keepalive(upstream)
+        self._open.get(asyncio.current_task(), []).append(upstream)  # type: ignore[arg-type]
+        peer = upstream.get_extra_info("peername") or ("", 0)
         tunnel.destination_address = str(peer[0])
         inspector = Inspector(tunnel, self.sink)
         try:
-            writer.write(ESTABLISHED)
-            await writer.drain()
-            await self._relay(tunnel, inspector, reader, writer, up_reader, up_writer)
+            channel.write(ESTABLISHED)
+            await self._relay(tunnel, inspector, channel, upstream)
         except (ConnectionError, OSError):
             pass
         finally:
-            up_writer.close()
+            upstream.close()
             inspector.close()
             self._log_connection(tunnel)
 
-    async def _read_connect(
-        self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> ConnectRequest | None:
+    async def _read_connect(self, tunnel: Tunnel, channel: Channel) -> ConnectRequest | None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
-            if len(head) > MAX_HEAD:
-                raise TunnelError(400, f"request head larger than {MAX_HEAD} bytes")
+            head = await asyncio.wait_for(channel.read_until(b"\r\n\r\n", MAX_HEAD), HEAD_TIMEOUT)
+            if head is None:
+                return None
             return ConnectRequest.decode(head)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             return None  # the client went away (or never spoke): nothing to answer
-        except asyncio.LimitOverrunError:
+        except HeadTooLarge:
             error = TunnelError(400, f"request head larger than {MAX_HEAD} bytes")
         except TunnelError as exc:
             error = exc
         log.info("refused request from %s:%s: %s", tunnel.source_address, tunnel.source_port, error)
-        await _send(writer, error_response(error.status, str(error)))
+        await _send(channel, error_response(error.status, str(error)))
         return None
 
-    async def _connect(self, request: ConnectRequest) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self, request: ConnectRequest) -> Channel:
         """Resolve, vet every address, connect to the first permitted one that answers (the vetted
         address itself, so a second DNS answer cannot differ)."""
         target = f"{request.host}:{request.port}"
@@ -241,7 +242,7 @@ class Gateway:
                 failure: OSError | None = None
                 for address in permitted:
                     try:
-                        return await asyncio.open_connection(address, request.port)
+                        return await connect(address, request.port)
                     except OSError as exc:
                         failure = exc
                 assert failure is not None
@@ -253,15 +254,7 @@ class Gateway:
         except OSError as exc:
             raise TunnelError(502, f"cannot connect to {target}: {_reason(exc)}") from None
 
-    async def _relay(
-        self,
-        tunnel: Tunnel,
-        inspector: Inspector,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        up_reader: asyncio.StreamReader,
-        up_writer: asyncio.StreamWriter,
-    ) -> None:
+    async def _relay(self, tunnel: Tunnel, inspector: Inspector, channel: Channel, upstream: Channel) -> None:
         def upward(data: bytes) -> None:
             tunnel.bytes_up += len(data)
             inspector.client_data(data)
@@ -270,17 +263,7 @@ class Gateway:
             tunnel.bytes_down += len(data)
             inspector.server_data(data)
 
-        pumps = [
-            asyncio.ensure_future(_pump(reader, up_writer, upward)),
-            asyncio.ensure_future(_pump(up_reader, writer, downward)),
-        ]
-        done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
-            if task.exception() and not isinstance(task.exception(), ConnectionError | OSError):
-                raise task.exception()  # type: ignore[misc]
+        await Splice(channel, upstream, upward, downward).done
 
     def _log_connection(self, tunnel: Tunnel) -> None:
         request = tunnel.request
@@ -308,28 +291,16 @@ class Gateway:
 
         (Cancelling a stream handler task makes Python 3.11 log a spurious traceback.)
         """
-        for writers in self._open.values():
-            for writer in writers:
-                writer.transport.abort()
+        for channels in self._open.values():
+            for channel in channels:
+                channel.abort()
         if self._open:
             await asyncio.wait(list(self._open), timeout=grace)
 
 
-async def _pump(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, observe: Callable[[bytes], None]
-) -> None:
-    """Copy until EOF, then half-close ``dst`` so the other direction can finish."""
-    while data := await src.read(READ_SIZE):
-        observe(data)
-        dst.write(data)
-        await dst.drain()
-    if dst.can_write_eof() and not dst.is_closing():
-        dst.write_eof()
-
-
-def _keepalive(writer: asyncio.StreamWriter) -> None:
+def _keepalive(channel: Channel) -> None:
     """Notice peers that vanished without a FIN (a deleted pod), so their tunnels end."""
-    sock = writer.get_extra_info("socket")
+    sock = channel.get_extra_info("socket")
     if sock is None:
         return
     with contextlib.suppress(OSError, AttributeError):
@@ -370,9 +341,9 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno).lower()
 
 
-async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _send(channel: Channel, data: bytes) -> None:
     try:
-        writer.write(data)
-        await writer.drain()
+        channel.write(data)
+        await channel.drain()
     except (ConnectionError, OSError):
         pass

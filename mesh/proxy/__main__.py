@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from mesh.api.proxyconfig import Identity, ProxyConfig
+from mesh.proxy import eventloop
 from mesh.proxy.configsource import ControllerSource, FileSource
 from mesh.proxy.log import emit
 from mesh.proxy.readiness import Readiness
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway_timeout <= 0:
         parser.error("--gateway-timeout must be positive")
     try:
-        return asyncio.run(serve(args, identity))
+        return eventloop.run(serve(args, identity))  # uvloop where installed
     except KeyboardInterrupt:
         return 130
 

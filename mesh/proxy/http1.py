@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
 
 from mesh.proxy.match import BadHost, split_host_port
-from mesh.proxy.stream import HeadTooLarge, Inbound
+from mesh.proxy.stream import Channel, HeadTooLarge
 
 MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4096
@@ -29,15 +30,27 @@ def forbidden(method: str) -> bytes:
     return FORBIDDEN[: -len(b"Access denied")] if method == "HEAD" else FORBIDDEN
 
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = re.compile(r"^HTTP/1\.[01]$")
-_STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})(?: .*)?$")
+_TOKEN_CHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TOKEN = re.compile(rf"[{_TOKEN_CHARS}]+")
+_VERSION = re.compile(r"HTTP/1\.[01]")
+_STATUS = re.compile(r"HTTP/1\.[01] ([0-9]{3})(?: .*)?")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs except HTAB
-_TARGET = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII only: no CTLs, spaces or raw non-ASCII
+_TARGET = re.compile(r"[\x21-\x7e]+")  # visible ASCII only: no CTLs, spaces or raw non-ASCII
 # Strict chunk-size line: at most 15 hex digits (no 0x, sign, underscore, overflow), optional
 # extensions of visible characters, CRLF. Anything laxer lets a lenient upstream split the body
 # differently from us (request smuggling past the per-request decision).
 _CHUNK_LINE = re.compile(rb"^([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\r\n$")
+
+# The fast path: one regular expression accepts a whole well-formed head (the usual case) and one
+# more splits its header lines, both in C. Anything they do not accept goes through the line-by-line
+# parser below, which refuses it with the precise reason (or accepts it, should the fast path be
+# stricter somewhere): both paths end in the same checks, so they decide alike.
+_FIELD_LINES = rf"\r\n((?:[{_TOKEN_CHARS}]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+_FAST_REQUEST = re.compile(rf"(([{_TOKEN_CHARS}]+) ([\x21-\x7e]+) (HTTP/1\.[01])){_FIELD_LINES}")
+_FAST_RESPONSE = re.compile(rf"(HTTP/1\.([01]) ([0-9]{{3}})(?: [^\n]*)?){_FIELD_LINES}")
+# A value is runs of other characters joined by blanks; leading and trailing blanks are left out.
+_FIELD = re.compile(rf"([{_TOKEN_CHARS}]+):[\t ]*((?:[^\t \r\n]+|[\t ]+(?=[^\t \r\n]))*+)[\t ]*\r\n")
+_FRAMING_FIELDS = frozenset(("host", "content-length", "transfer-encoding", "connection", "expect"))
 
 
 class BadMessage(ValueError):
@@ -51,7 +64,7 @@ class Framing(Enum):
     UNTIL_CLOSE = "until-close"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Head:
     start: str
     headers: list[tuple[str, str]]
@@ -61,10 +74,10 @@ class Head:
         return [v for n, v in self.headers if n.lower() == name]
 
     def tokens(self, name: str) -> list[str]:
-        return [t.strip().lower() for v in self.values(name) for t in v.split(",") if t.strip()]
+        return _tokens(self.values(name))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Request:
     method: str
     target: str
@@ -77,7 +90,7 @@ class Request:
     expect_continue: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Response:
     status: int
     head: Head
@@ -86,7 +99,22 @@ class Response:
     keep_alive: bool
 
 
+def _tokens(values: list[str]) -> list[str]:
+    return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
+
+
+def _framing_fields(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The values of the headers that decide host, framing and persistence, by lower-case name."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = name.lower()
+        if key in _FRAMING_FIELDS:
+            found.setdefault(key, []).append(value)
+    return found
+
+
 def _parse_head(raw: bytes) -> Head:
+    """The line-by-line parser: slower than the fast path, with a precise reason for each refusal."""
     text = raw.decode("latin-1")
     if not text.endswith("\r\n\r\n"):
         raise BadMessage("head does not end with an empty line")
@@ -98,7 +126,7 @@ def _parse_head(raw: bytes) -> Head:
         if line[:1] in (" ", "\t"):
             raise BadMessage("folded header line")
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN.match(name):
+        if not sep or not _TOKEN.fullmatch(name):
             raise BadMessage(f"malformed header line {line[:80]!r}")
         if _CONTROL.search(value):
             raise BadMessage(f"control character in header {name[:40]!r}")
@@ -106,35 +134,50 @@ def _parse_head(raw: bytes) -> Head:
     return Head(lines[0], headers, raw)
 
 
-def _content_length(head: Head) -> int | None:
-    values = {v.strip() for value in head.values("content-length") for v in value.split(",")}
+def _content_length(values: list[str] | None) -> int | None:
     if not values:
         return None
-    if len(values) > 1:
+    if len(values) == 1 and values[0].isdigit() and values[0].isascii():  # the usual case
+        return int(values[0])
+    lengths = {v.strip() for value in values for v in value.split(",")}
+    if len(lengths) > 1:
         raise BadMessage("differing Content-Length values")
-    (value,) = values
-    if not value.isdigit():
+    (value,) = lengths
+    if not (value.isascii() and value.isdigit()):
         raise BadMessage(f"bad Content-Length {value[:40]!r}")
     return int(value)
 
 
 def parse_request(raw: bytes) -> Request:
+    match = _FAST_REQUEST.fullmatch(raw.decode("latin-1"))
+    if match is None:
+        return parse_request_strictly(raw)
+    start, method, target, version, fields = match.groups()
+    return _request(method, target, version, Head(start, _FIELD.findall(fields), raw))
+
+
+def parse_request_strictly(raw: bytes) -> Request:
+    """``parse_request`` without its fast path (the fuzz tests check that both agree)."""
     head = _parse_head(raw)
     parts = head.start.split(" ")
     if (
         len(parts) != 3
-        or not _TOKEN.match(parts[0])
-        or not _TARGET.match(parts[1])
-        or not _VERSION.match(parts[2])
+        or not _TOKEN.fullmatch(parts[0])
+        or not _TARGET.fullmatch(parts[1])
+        or not _VERSION.fullmatch(parts[2])
     ):
         raise BadMessage(f"bad request line {head.start[:80]!r}")
-    method, target, version = parts
+    return _request(parts[0], parts[1], parts[2], head)
+
+
+def _request(method: str, target: str, version: str, head: Head) -> Request:
     if method == "CONNECT":
         raise BadMessage("CONNECT is not served by the sidecar")
-    host = _request_host(head, target, version)
+    fields = _framing_fields(head.headers)
+    host = _request_host(fields.get("host", ()), target, version)
 
-    length = _content_length(head)
-    codings = head.tokens("transfer-encoding")
+    length = _content_length(fields.get("content-length"))
+    codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
     if codings:
         if length is not None:
             raise BadMessage("both Content-Length and Transfer-Encoding")
@@ -146,25 +189,29 @@ def parse_request(raw: bytes) -> Request:
     else:
         framing, length = Framing.NONE, 0
 
-    connection = head.tokens("connection")
+    connection = _tokens(fields["connection"]) if "connection" in fields else ()
     keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
-    expect = "100-continue" in head.tokens("expect")
+    expect = "expect" in fields and "100-continue" in _tokens(fields["expect"])
     return Request(method, target, version, head, host, framing, length, keep_alive, expect)
 
 
-def _request_host(head: Head, target: str, version: str) -> str | None:
-    hosts = head.values("host")
+def _request_host(hosts: Sequence[str], target: str, version: str) -> str | None:
     if len(hosts) > 1:
         raise BadMessage("more than one Host header")
     try:
         from_header = split_host_port(hosts[0])[0] if hosts and hosts[0] else None
         from_uri = None
-        if "://" in target:
-            url = urlsplit(target)
+        if target[:1] == "/" or target == "*":
+            pass
+        elif "://" in target:
+            try:
+                url = urlsplit(target)
+            except ValueError:  # e.g. an unterminated IPv6 literal
+                raise BadMessage(f"bad absolute URI {target[:80]!r}") from None
             if url.scheme.lower() not in ("http", "https") or not url.netloc or "@" in url.netloc:
                 raise BadMessage(f"bad absolute URI {target[:80]!r}")
             from_uri = split_host_port(url.netloc)[0]
-        elif not (target.startswith("/") or target == "*"):
+        else:
             raise BadMessage(f"bad request target {target[:80]!r}")
     except BadHost as exc:
         raise BadMessage(str(exc)) from None
@@ -177,16 +224,28 @@ def _request_host(head: Head, target: str, version: str) -> str | None:
 
 
 def parse_response(raw: bytes, method: str) -> Response:
+    match = _FAST_RESPONSE.fullmatch(raw.decode("latin-1"))
+    if match is None:
+        return parse_response_strictly(raw, method)
+    start, minor, status, fields = match.groups()
+    return _response(int(status), minor == "1", method, Head(start, _FIELD.findall(fields), raw))
+
+
+def parse_response_strictly(raw: bytes, method: str) -> Response:
+    """``parse_response`` without its fast path (the fuzz tests check that both agree)."""
     head = _parse_head(raw)
-    match = _STATUS.match(head.start)
+    match = _STATUS.fullmatch(head.start)
     if not match:
         raise BadMessage(f"bad status line {head.start[:80]!r}")
-    status = int(match.group(1))
-    connection = head.tokens("connection")
-    http11 = head.start.startswith("HTTP/1.1")
+    return _response(int(match.group(1)), head.start.startswith("HTTP/1.1"), method, head)
+
+
+def _response(status: int, http11: bool, method: str, head: Head) -> Response:
+    fields = _framing_fields(head.headers)
+    connection = _tokens(fields["connection"]) if "connection" in fields else ()
     keep_alive = "close" not in connection and (http11 or "keep-alive" in connection)
-    length = _content_length(head)
-    codings = head.tokens("transfer-encoding")
+    length = _content_length(fields.get("content-length"))
+    codings = _tokens(fields["transfer-encoding"]) if "transfer-encoding" in fields else ()
     if method == "HEAD" or status < 200 or status in (204, 304):
         return Response(status, head, Framing.NONE, 0, keep_alive)
     if codings:
@@ -198,7 +257,7 @@ def parse_response(raw: bytes, method: str) -> Response:
     return Response(status, head, Framing.UNTIL_CLOSE, 0, False)
 
 
-async def read_head(src: Inbound) -> bytes | None:
+async def read_head(src: Channel) -> bytes | None:
     """One message head; None at a clean end of stream. Raises BadMessage when too large."""
     try:
         return await src.read_until(b"\r\n\r\n", MAX_HEAD)
@@ -208,7 +267,7 @@ async def read_head(src: Inbound) -> bytes | None:
         raise BadMessage("stream ended inside the head (lines must end with CRLF)") from None
 
 
-def with_buffered_body(src: Inbound, head: bytes, framing: Framing, length: int) -> tuple[bytes, int]:
+def with_buffered_body(src: Channel, head: bytes, framing: Framing, length: int) -> tuple[bytes, int]:
     """``head`` plus the part of a Content-Length body already buffered (one write instead of
     two for small messages), and how many body bytes remain to relay."""
     if framing != Framing.LENGTH or not src.buffer:
@@ -217,7 +276,7 @@ def with_buffered_body(src: Inbound, head: bytes, framing: Framing, length: int)
     return head + ready, length - len(ready)
 
 
-async def relay_body(src: Inbound, dst: asyncio.StreamWriter | None, framing: Framing, length: int) -> None:
+async def relay_body(src: Channel, dst: Channel | None, framing: Framing, length: int) -> None:
     """Copy one body from ``src`` to ``dst`` (None: discard) in its framing."""
     if framing == Framing.LENGTH:
         await _relay_length(src, dst, length)
@@ -228,7 +287,7 @@ async def relay_body(src: Inbound, dst: asyncio.StreamWriter | None, framing: Fr
             await _write(dst, data)
 
 
-async def _relay_length(src: Inbound, dst: asyncio.StreamWriter | None, length: int) -> None:
+async def _relay_length(src: Channel, dst: Channel | None, length: int) -> None:
     while length > 0:
         data = await src.read_some(min(length, 65536))
         if not data:
@@ -237,7 +296,7 @@ async def _relay_length(src: Inbound, dst: asyncio.StreamWriter | None, length: 
         await _write(dst, data)
 
 
-async def _relay_chunked(src: Inbound, dst: asyncio.StreamWriter | None) -> None:
+async def _relay_chunked(src: Channel, dst: Channel | None) -> None:
     try:
         while True:
             line = await src.read_until(b"\r\n", MAX_CHUNK_LINE)
@@ -275,11 +334,11 @@ def _check_field_line(line: bytes) -> None:
     """A trailer must be a header line as strict as those in the head."""
     text = line.decode("latin-1")
     name, sep, value = text.partition(":")
-    if not sep or not _TOKEN.match(name) or _CONTROL.search(value) or text[:1] in (" ", "\t"):
+    if not sep or not _TOKEN.fullmatch(name) or _CONTROL.search(value) or text[:1] in (" ", "\t"):
         raise BadMessage(f"malformed trailer line {text[:80]!r}")
 
 
-async def _write(dst: asyncio.StreamWriter | None, data: bytes) -> None:
+async def _write(dst: Channel | None, data: bytes) -> None:
     if dst is not None:
         dst.write(data)
         await dst.drain()

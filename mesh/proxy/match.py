@@ -20,6 +20,7 @@ class BadHost(ValueError):
     pass
 
 
+@lru_cache(maxsize=4096)  # apps name the same few hosts again and again
 def split_host_port(text: str) -> tuple[str, int | None]:
     """Split ``host[:port]`` (``[v6]:port`` for IPv6 literals) and normalise the host."""
     text = text.strip()
@@ -44,7 +45,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise BadHost(f"bad port in {whole!r}")
     return int(text)
 
@@ -70,6 +71,13 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
+def _any_host_matches(patterns: tuple[str, ...], host: str) -> bool:
+    for pattern in patterns:
+        if host_matches(pattern, host):
+            return True
+    return False
+
+
 @lru_cache(maxsize=1024)
 def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
@@ -80,8 +88,20 @@ def ip_in(ip: str, cidrs: tuple[str, ...]) -> bool:
     return any(address in _network(c) for c in cidrs)
 
 
-def rules_for_port(config: ProxyConfig, port: int) -> list[Rule]:
-    return [r for r in config.rules if r.port == port]
+_rules_by_port: dict[tuple[int, int], tuple[ProxyConfig, tuple[Rule, ...]]] = {}
+
+
+def rules_for_port(config: ProxyConfig, port: int) -> tuple[Rule, ...]:
+    """The rules for ``port``, computed once per config and port (every request asks)."""
+    key = (id(config), port)
+    cached = _rules_by_port.get(key)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    rules = tuple(r for r in config.rules if r.port == port)
+    if len(_rules_by_port) >= 1024:
+        _rules_by_port.clear()
+    _rules_by_port[key] = (config, rules)
+    return rules
 
 
 def handling(config: ProxyConfig, port: int) -> Protocol | None:
@@ -159,7 +179,7 @@ def decide(
     unmatched: Rule | None = None
     if name and protocol != Protocol.TCP:
         for rule in rules:
-            if rule.protocol == protocol and any(host_matches(p, name) for p in rule.hosts):
+            if rule.protocol == protocol and _any_host_matches(rule.hosts, name):
                 if rule_allows_request(rule, request):
                     return _allow(config, rule, f"host {name} allowed", name)
                 unmatched = unmatched or rule

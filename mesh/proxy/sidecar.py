@@ -15,10 +15,10 @@ from typing import Any
 from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
 from mesh.gateway.tunnel import ConnectRequest
 from mesh.proxy import http1, tls
-from mesh.proxy.log import emit
+from mesh.proxy.log import emit, encode, timestamp, write_line
 from mesh.proxy.match import BadHost, Decision, HttpRequest, decide, handling, normalise_host
 from mesh.proxy.origdst import NoOriginalDestination, OriginalDestination, so_original_dst
-from mesh.proxy.stream import Inbound
+from mesh.proxy.stream import Channel
 from mesh.proxy.upstream import Upstream, UpstreamError, open_direct, open_tunnel, splice
 
 PROXY_PORT = 15001
@@ -43,6 +43,7 @@ class Sidecar:
     ):
         self.identity = identity
         self.config = closed(identity or Identity("unknown", "unknown"))
+        self.identity_text = str(self.config.identity)
         self.port = port
         self.host = host
         self.gateway_timeout = gateway_timeout
@@ -59,6 +60,7 @@ class Sidecar:
             emit("config_rejected", version=config.version, reason=f"config is for {config.identity}")
             return
         self.config = config
+        self.identity_text = str(config.identity)
         emit(
             "config",
             identity=str(config.identity),
@@ -92,12 +94,17 @@ class Sidecar:
             emit("listener", state="closed", port=self.port)
 
     async def _listen(self) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+
+        def channel() -> Channel:
+            return Channel(on_open=self._opened)
+
         if self.host is not None:
-            return await asyncio.start_server(self._accept, self.host, self.port)
+            return await loop.create_server(channel, self.host, self.port, backlog=1024)
         try:
-            return await asyncio.start_server(self._accept, None, self.port)
+            return await loop.create_server(channel, None, self.port, backlog=1024)
         except OSError:  # no IPv6 in this network namespace
-            return await asyncio.start_server(self._accept, "0.0.0.0", self.port)
+            return await loop.create_server(channel, "0.0.0.0", self.port, backlog=1024)
 
     def close(self) -> None:
         """Stop listening and drop every open connection."""
@@ -107,9 +114,12 @@ class Sidecar:
         for connection in list(self.connections):
             connection.abort()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = ClientConnection(self, reader, writer)
+    def _opened(self, channel: Channel) -> None:
+        connection = ClientConnection(self, channel)
         self.connections.add(connection)
+        asyncio.get_running_loop().create_task(self._serve(connection))
+
+    async def _serve(self, connection: ClientConnection) -> None:
         try:
             await connection.run()
         except (OSError, asyncio.IncompleteReadError, http1.BadMessage, TimeoutError):
@@ -121,24 +131,53 @@ class Sidecar:
         finally:
             self.connections.discard(connection)
             connection.close()
-            writer.close()
+            connection.writer.close()
 
 
 class ClientConnection:
-    def __init__(self, sidecar: Sidecar, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, sidecar: Sidecar, channel: Channel):
         self.sidecar = sidecar
-        self.src = Inbound(reader)
-        self.writer = writer
-        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.src = self.writer = channel  # read from and answer on the same connection
+        peer = channel.get_extra_info("peername") or ("?", 0)
         self.client = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self.dst_ip = ""
         self.dst_port = 0
         self.upstreams: set[Upstream] = set()
         self.relaying: tuple[Protocol, str | None] | None = None  # set once bytes flow unparsed
+        self.deadline: float | None = None  # when the current wait for the client times out
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def close(self) -> None:
         for upstream in self.upstreams:
             upstream.close()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def watch(self, seconds: float | None) -> None:
+        """Time out the client's waits ``seconds`` from now (None: no timeout). One timer per
+        connection, moved lazily: setting a later deadline costs no timer operation."""
+        if seconds is None:
+            self.deadline = None
+            return
+        loop = asyncio.get_running_loop()
+        self.deadline = deadline = loop.time() + seconds
+        if self.timer is None or self.timer_at > deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer, self.timer_at = loop.call_at(deadline, self._expire), deadline
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self.timer, self.timer_at = loop.call_at(self.deadline, self._expire), self.deadline
+            return
+        self.deadline = None
+        self.src.interrupt(TimeoutError())
 
     def abort(self) -> None:
         self.close()
@@ -159,25 +198,30 @@ class ClientConnection:
         return self.sidecar.config
 
     def log(self, protocol: Protocol | str, host: str | None, decision: Decision, **extra: Any) -> None:
-        route = None
+        """The decision record (docs/proxy.md); built directly, as ``emit`` would, once per request."""
         address = f"[{self.dst_ip}]" if ":" in self.dst_ip else self.dst_ip
+        record = {
+            "time": timestamp(),
+            "event": "decision",
+            "identity": self.sidecar.identity_text,
+            "protocol": str(protocol),
+            "host": host or self.dst_ip,
+            "port": self.dst_port,
+            "decision": "allow" if decision.allowed else "deny",
+            "reason": decision.reason,
+            "client": self.client,
+            "destination": f"{address}:{self.dst_port}",
+        }
         if decision.allowed:
-            route = f"gateway {decision.gateway}" if decision.gateway else "direct"
-        emit(
-            "decision",
-            identity=str(self.config.identity),
-            protocol=str(protocol),
-            host=host or self.dst_ip,
-            port=self.dst_port,
-            decision="allow" if decision.allowed else "deny",
-            reason=decision.reason,
-            client=self.client,
-            destination=f"{address}:{self.dst_port}",
-            route=route,
-            target=decision.target or None,
-            egress=decision.egress or None,
-            **extra,
-        )
+            record["route"] = f"gateway {decision.gateway}" if decision.gateway else "direct"
+        if decision.target:
+            record["target"] = decision.target
+        if decision.egress:
+            record["egress"] = decision.egress
+        for key, value in extra.items():
+            if value is not None:
+                record[key] = value
+        write_line(encode(record))
 
     async def run(self) -> None:
         sock: socket.socket = self.writer.get_extra_info("socket")
@@ -224,10 +268,10 @@ class ClientConnection:
         key = (decision.target, self.dst_port, decision.gateway)
         if decision.gateway:
             request = ConnectRequest(decision.target, self.dst_port, str(self.config.identity), str(protocol))
-            src, writer = await open_tunnel(decision.gateway, request, self.sidecar.gateway_timeout)
+            channel = await open_tunnel(decision.gateway, request, self.sidecar.gateway_timeout)
         else:
-            src, writer = await open_direct(decision.target, self.dst_port, self.sidecar.connect_timeout)
-        upstream = Upstream(key, src, writer)
+            channel = await open_direct(decision.target, self.dst_port, self.sidecar.connect_timeout)
+        upstream = Upstream(key, channel)
         self.upstreams.add(upstream)
         return upstream
 
@@ -262,7 +306,7 @@ class ClientConnection:
                     self.log(Protocol.HTTP, None, Decision(False, reason))
                     await self.answer_and_close(http1.status_response(408, "Request Timeout", reason))
                     return
-                except http1.BadMessage as exc:
+                except ValueError as exc:  # BadMessage, or anything else a malformed head provokes
                     self.log(Protocol.HTTP, None, Decision(False, f"bad request: {exc}"))
                     await self.answer_and_close(
                         http1.status_response(400, "Bad Request", f"bad request: {exc}")
@@ -307,38 +351,41 @@ class ClientConnection:
     async def read_request_head(self) -> bytes | None:
         """The next request head; None when the client ends or idles out between requests.
         Raises TimeoutError when a started head trickles in too slowly."""
-        if not self.src.buffer:
+        src = self.src
+        if not src.buffer:
+            self.watch(self.sidecar.idle_timeout)
             try:
-                async with asyncio.timeout(self.sidecar.idle_timeout):
-                    if not await self.src.fill():
-                        return None
+                if not await src.fill():
+                    return None
             except TimeoutError:
                 return None
-        if b"\r\n\r\n" in self.src.buffer:  # the usual case: no timer needed
-            return await http1.read_head(self.src)
-        async with asyncio.timeout(self.sidecar.head_timeout):
-            return await http1.read_head(self.src)
+        end = src.buffer.find(b"\r\n\r\n", 0, http1.MAX_HEAD + 4)
+        if end >= 0:  # the usual case: the whole head came at once
+            self.watch(None)
+            return src.take(end + 4)
+        self.watch(self.sidecar.head_timeout)
+        try:
+            return await http1.read_head(src)
+        finally:
+            self.watch(None)
 
     async def exchange(self, request: http1.Request, upstream: Upstream) -> tuple[bool, bool]:
         """Forward one request and relay its response; returns (keep client, keep upstream)."""
         first, remaining = http1.with_buffered_body(
             self.src, request.head.raw, request.framing, request.length
         )
-        upstream.writer.write(first)
+        up = upstream.channel
+        up.write(first)
         body = None
         if request.framing == http1.Framing.CHUNKED or remaining:
-            body = asyncio.create_task(
-                http1.relay_body(self.src, upstream.writer, request.framing, remaining)
-            )
+            body = asyncio.create_task(http1.relay_body(self.src, up, request.framing, remaining))
             # A client that goes away mid-body must not leave us waiting for an answer forever.
-            body.add_done_callback(
-                lambda t: t.cancelled() or t.exception() is None or upstream.writer.close()
-            )
+            body.add_done_callback(lambda t: t.cancelled() or t.exception() is None or up.close())
         answered = False
         try:
             while True:
                 try:
-                    raw = await http1.read_head(upstream.src)
+                    raw = await http1.read_head(up)
                     if raw is None:
                         raise http1.BadMessage("upstream closed the connection without answering")
                     response = http1.parse_response(raw, request.method)
@@ -362,11 +409,12 @@ class ClientConnection:
                 await self.answer(raw)
                 if response.status == 101:
                     self.relaying = (Protocol.HTTP, request.host)
-                    await splice(self.src, self.writer, upstream.src, upstream.writer)
+                    await splice(self.src, up)
                     return False, False
-            first, remaining = http1.with_buffered_body(upstream.src, raw, response.framing, response.length)
+            first, remaining = http1.with_buffered_body(up, raw, response.framing, response.length)
             self.writer.write(first)
-            await http1.relay_body(upstream.src, self.writer, response.framing, remaining)
+            if remaining or response.framing in (http1.Framing.CHUNKED, http1.Framing.UNTIL_CLOSE):
+                await http1.relay_body(up, self.writer, response.framing, remaining)
             await self.writer.drain()
             if body is not None:
                 done, _ = await asyncio.wait({body}, timeout=1.0)
@@ -404,6 +452,6 @@ class ClientConnection:
             return
         self.relaying = (protocol, name)
         try:
-            await splice(self.src, self.writer, upstream.src, upstream.writer)
+            await splice(self.src, upstream.channel)
         finally:
             upstream.close()

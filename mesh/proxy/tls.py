@@ -6,7 +6,7 @@ being consumed, so the sidecar can relay the exact bytes upstream afterwards.
 
 from __future__ import annotations
 
-from mesh.proxy.stream import Inbound
+from mesh.proxy.stream import Channel
 
 MAX_HELLO = 64 * 1024
 HANDSHAKE = 0x16
@@ -57,7 +57,7 @@ def client_hello(data: bytes) -> bytes:
     raise NotClientHello("ClientHello too large")
 
 
-async def read_client_hello(src: Inbound) -> bytes:
+async def read_client_hello(src: Channel) -> bytes:
     """The ClientHello handshake body, read from ``src`` and left in ``src.buffer``."""
     data = await src.peek(5)
     while True:

@@ -40,6 +40,8 @@ class BackendOptions:
     """Everything a backend constructor takes: ``SomeCluster(options)``."""
 
     keep: bool = False
+    #: use an existing cluster of that name the harness did not create (it is never deleted)
+    reuse: bool = False
     #: Kubernetes version for backends that create clusters (kind, k3d, k3s-container)
     k8s_version: str | None = None
     cluster_name: str = "egress-mesh"

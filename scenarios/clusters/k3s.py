@@ -16,13 +16,21 @@ from scenarios.clusters.base import BackendUnavailable, OpResult
 from scenarios.clusters.kubernetes import KubernetesCluster, default_kubeconfig
 
 
+def _ctr(as_root: bool) -> list[str]:
+    return [*([] if as_root else ["sudo", "-n"]), "k3s", "ctr", "-n", "k8s.io"]
+
+
 def import_argv(archive: str, as_root: bool = True) -> list[str]:
-    prefix = [] if as_root else ["sudo", "-n"]
-    return [*prefix, "k3s", "ctr", "-n", "k8s.io", "images", "import", archive]
+    return [*_ctr(as_root), "images", "import", archive]
+
+
+def node_images_argv(as_root: bool = True) -> list[str]:
+    return [*_ctr(as_root), "images", "ls", "-q"]
 
 
 class K3sCluster(KubernetesCluster):
     name = "k3s"
+    coredns_mode = "k3s"
 
     def _create(self) -> None:
         self.kubeconfig = default_kubeconfig(self.options.kubeconfig)
@@ -37,3 +45,6 @@ class K3sCluster(KubernetesCluster):
         if not shutil.which("k3s"):
             raise BackendUnavailable("k3s: the k3s binary is not on PATH, so images cannot be imported")
         return self._run(import_argv(archive, as_root=os.geteuid() == 0))
+
+    def node_images(self) -> OpResult:
+        return self._run(node_images_argv(as_root=os.geteuid() == 0))

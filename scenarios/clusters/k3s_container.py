@@ -2,7 +2,9 @@
 
 For hosts that can pull ``rancher/k3s`` but have neither k3s nor kind/k3d. Images are copied into
 the container with ``docker cp`` and imported into its containerd with ``ctr images import``.
-With ``keep`` the container outlives the run (no Ryuk reaper) and is found again by name.
+The container is ``<cluster name>-k3s``; ownership is ``CreatedCluster``'s (a container of that
+name the harness did not start is used only with ``--reuse`` and never removed). With ``keep``
+the container outlives the run (no Ryuk reaper).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, OpResult
+from scenarios.clusters.created import CreatedCluster
 from scenarios.clusters.k3d import k3s_image
-from scenarios.clusters.kubernetes import KubernetesCluster, state_dir
 
 ARCHIVE_IN_CONTAINER = "/tmp/egress-mesh-images.tar"
 API_PORT = 6443
@@ -25,21 +27,25 @@ def import_argv(container: str) -> list[str]:
     return ["docker", "exec", container, "ctr", "-n", "k8s.io", "images", "import", ARCHIVE_IN_CONTAINER]
 
 
+def node_images_argv(container: str) -> list[str]:
+    return ["docker", "exec", container, "ctr", "-n", "k8s.io", "images", "ls", "-q"]
+
+
 def external_kubeconfig(config_yaml: str, host: str, port: int | str) -> str:
     """k3s writes ``https://127.0.0.1:6443``; from the host it is the mapped port."""
     return config_yaml.replace(f"https://127.0.0.1:{API_PORT}", f"https://{host}:{port}")
 
 
-class K3sContainerCluster(KubernetesCluster):
+class K3sContainerCluster(CreatedCluster):
     name = "k3s-container"
-    harness_owned = True
+    binary = "docker"
+    delete_hint = "docker rm -f {name}-k3s"
+    coredns_mode = "k3s"
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
-        self.container_name = f"{self.options.cluster_name}-k3s"
-        self.kubeconfig = str(state_dir() / f"{self.name}-{self.options.cluster_name}.kubeconfig")
+        self.container_name = f"{self.cluster_name}-k3s"
         self.container = None  # testcontainers K3SContainer, when started by this run
-        self.container_id: str | None = None
 
     def _docker(self):
         try:
@@ -51,16 +57,26 @@ class K3sContainerCluster(KubernetesCluster):
         except Exception as error:  # docker SDK raises several unrelated types when no engine answers
             raise BackendUnavailable(f"k3s-container: no Docker engine answers ({error})") from None
 
-    def _create(self) -> None:
-        client = self._docker()
-        existing = [c for c in client.containers.list() if c.name == self.container_name]
-        if existing:
-            container = existing[0]
-            self.container_id = container.id
-            config = container.exec_run(["cat", "/etc/rancher/k3s/k3s.yaml"]).output.decode()
-            port = container.ports[f"{API_PORT}/tcp"][0]["HostPort"]
-            Path(self.kubeconfig).write_text(external_kubeconfig(config, "127.0.0.1", port))
-            return
+    def _find(self):
+        matches = self._docker().containers.list(all=True, filters={"name": self.container_name})
+        return next((c for c in matches if c.name == self.container_name), None)
+
+    def exists(self) -> bool:
+        return self._find() is not None
+
+    def _attach(self) -> None:
+        container = self._find()
+        if container is None or container.status != "running":
+            raise BackendUnavailable(
+                f"k3s-container: container {self.container_name} is not running; start it "
+                f"(docker start {self.container_name}) or remove it (python -m scenarios clean)"
+            )
+        config = container.exec_run(["cat", "/etc/rancher/k3s/k3s.yaml"]).output.decode()
+        port = container.ports[f"{API_PORT}/tcp"][0]["HostPort"]
+        Path(self.kubeconfig).write_text(external_kubeconfig(config, "127.0.0.1", port))
+
+    def _start(self) -> None:
+        self._docker()
         from testcontainers.core.config import testcontainers_config
         from testcontainers.k3s import K3SContainer
 
@@ -73,15 +89,12 @@ class K3sContainerCluster(KubernetesCluster):
         except Exception as error:  # pull refused, cgroup mount denied, ...
             raise BackendUnavailable(f"k3s-container: cannot start {image}: {error}") from None
         self.container = container
-        self.container_id = container.get_wrapped_container().id
         Path(self.kubeconfig).write_text(container.config_yaml())
 
-    def _destroy(self) -> None:
-        if self.container is not None:
-            self.container.stop()
-        elif self.container_id:
-            self._docker().containers.get(self.container_id).remove(force=True)
-        Path(self.kubeconfig).unlink(missing_ok=True)
+    def _remove(self) -> None:
+        container = self._find()
+        if container is not None:
+            container.remove(force=True)
 
     def _load_archive(self, archive: str) -> OpResult:
         copied = self._run(copy_argv(archive, self.container_name))
@@ -90,3 +103,6 @@ class K3sContainerCluster(KubernetesCluster):
         imported = self._run(import_argv(self.container_name))
         imported.stdout = copied.stdout + imported.stdout
         return imported
+
+    def node_images(self) -> OpResult:
+        return self._run(node_images_argv(self.container_name))

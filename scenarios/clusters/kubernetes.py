@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,8 @@ IMAGE_PREFIX = "egress-mesh/"
 STANDINS_MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "standins.yaml"
 MESHCONFIG_NAME = "osm-mesh-config"
 COMMAND_TIMEOUT = 300.0
+#: the kubectl CI installs (and doctor suggests): one minor of skew each way covers 1.35-1.37
+KUBECTL_VERSION = "v1.36.4"
 #: namespaces a harness never deletes on reset
 SYSTEM_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
@@ -401,13 +402,6 @@ def pick_version(version: str | None, pinned: Mapping[str, str]) -> str:
     return bare
 
 
-def state_dir() -> Path:
-    """Where kubeconfigs of harness-created clusters live, so kept clusters are found again."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "egress-mesh"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
 def save_display(ref: str, directory: str | Path) -> str:
     return join(["docker", "save", "-o", str(Path(directory) / f"{short_name(ref)}.tar"), ref])
 
@@ -432,6 +426,24 @@ def export_images(refs: Sequence[str], directory: str | Path) -> tuple[list[OpRe
     return results, files
 
 
+def normalize_ref(ref: str) -> str:
+    """A reference as containerd and the kubelet spell it: ``egress-mesh/proxy:t`` ->
+    ``docker.io/egress-mesh/proxy:t``, ``busybox`` -> ``docker.io/library/busybox:latest``."""
+    name, at, digest = ref.partition("@")
+    first, slash, _ = name.partition("/")
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name if slash else 'library/' + name}"
+    if not at and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name + at + digest
+
+
+def missing_refs(wanted: Iterable[str], present: Iterable[str]) -> list[str]:
+    """The refs of ``wanted`` that a ``ctr images ls -q`` listing (``present``) lacks."""
+    have = {normalize_ref(ref) for ref in present}
+    return [ref for ref in wanted if normalize_ref(ref) not in have]
+
+
 def docker_tag(source: str, target: str) -> OpResult:
     argv = ["docker", "tag", source, target]
     proc = subprocess.run(argv, capture_output=True, text=True)
@@ -447,6 +459,9 @@ class KubernetesCluster(Cluster):
     harness_owned = False
     #: image pull policy for the mesh and sample images (Never would also do for preloaded images)
     pull_policy = "IfNotPresent"
+    #: how the stand-in names reach CoreDNS: "corefile" (edit the coredns ConfigMap) or "k3s"
+    #: (k3s's own ``coredns-custom`` ConfigMap, since k3s rewrites ``coredns`` on restart)
+    coredns_mode = "corefile"
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()
@@ -459,6 +474,8 @@ class KubernetesCluster(Cluster):
         self._baseline_namespaces: set[str] | None = None
         self._meshconfig_spec: dict | None = None
         self._artifact_round = 0
+        #: up() found or created the cluster (down() touches nothing otherwise)
+        self.connected = False
 
     # capabilities ------------------------------------------------------------------------------------
     @property
@@ -525,6 +542,7 @@ class KubernetesCluster(Cluster):
     # lifecycle (subclasses override _create/_destroy/_import_archive) ----------------------------------
     def up(self) -> None:
         self._create()
+        self.connected = True
         self.check_reachable()
         if self._baseline_namespaces is None:
             self._baseline_namespaces = self._namespaces()
@@ -536,6 +554,8 @@ class KubernetesCluster(Cluster):
         """Delete the cluster if this backend owns it."""
 
     def down(self, keep: bool = False) -> None:
+        if not self.connected:
+            return  # up() never reached a cluster: nothing of ours to save or remove
         if keep or self.options.keep:
             self.save_artifacts("down")
             return
@@ -579,10 +599,29 @@ class KubernetesCluster(Cluster):
                 results.append(loaded)
                 if not loaded.ok:
                     raise BackendUnavailable(f"{self.name}: {loaded.command} failed: {loaded.stderr.strip()}")
-            return results
+        return results + self._check_loaded(refs)
 
     def _load_archive(self, archive: str) -> OpResult:
         raise Unsupported(f"{self.name} cannot load image archives")
+
+    def node_images(self) -> OpResult | None:
+        """``ctr images ls -q`` in the node's containerd (k8s.io namespace); None: cannot look."""
+        return None
+
+    def _check_loaded(self, refs: Sequence[str]) -> list[OpResult]:
+        """Fail now, not as ImagePullBackOff later, when a ref the pods use did not arrive."""
+        listing = self.node_images()
+        if listing is None:
+            return []
+        if not listing.ok:
+            raise BackendUnavailable(f"{self.name}: {listing.command} failed: {listing.stderr.strip()}")
+        missing = missing_refs(refs, listing.stdout.split())
+        if missing:
+            raise BackendUnavailable(
+                f"{self.name}: after loading, the node's containerd lacks {', '.join(missing)} "
+                f"({listing.command} lists {len(listing.stdout.split())} images)"
+            )
+        return [listing]
 
     # mesh ---------------------------------------------------------------------------------------------
     def install_mesh(self, options: MeshOptions) -> list[OpResult]:
@@ -764,8 +803,3 @@ class KubernetesCluster(Cluster):
                     out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
                     logs[(name, cs["name"])] = out.stdout or out.stderr
         return describe_not_ready(namespace, selector, pods, events, logs)
-
-
-def quote(value: str) -> str:
-    """For the pytest-kubernetes providers, which join arguments into one shell string."""
-    return shlex.quote(value)

@@ -3,6 +3,11 @@
 Images are built (content-tagged, so unchanged images are reused) and loaded, the cluster is
 started and the mesh installed once; each scenario then starts from a known state (the runner
 resets the cluster first). ``--keep`` leaves everything running for debugging.
+
+A backend asked for with ``--backend`` (as nox and CI do) that cannot come up is an error of
+every e2e test, never a skip: a run that was meant to exercise kind must not pass having run
+nothing. Without ``--backend`` (a plain ``pytest`` on a laptop) an unavailable Docker backend
+skips with the reason (and fails under ``--require-all``).
 """
 
 from __future__ import annotations
@@ -15,62 +20,65 @@ import pytest
 from rich.console import Console
 
 from scenarios.clusters import UnknownBackend, create
-from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster
+from scenarios.clusters import options as backend_flags
+from scenarios.clusters.base import BackendUnavailable, Cluster
 from scenarios.runner import ConsoleObserver, Runner, RunResult, prepare
 
 
 def pytest_addoption(parser):
-    # The same options as `python -m scenarios run`, so CI and laptops run one command:
+    # The backend options (--backend, --k8s-version, --cluster-name, --reuse, ...) are the
+    # top-level conftest's, shared with `python -m scenarios run`; the report is e2e's own:
     # nox -s "e2e(backend='kind')" -- --k8s-version 1.36 --report report.json
     group = parser.getgroup("egress-mesh e2e")
-    group.addoption("--base-image", default=None, help="base image for image builds (default: local Debian)")
     group.addoption("--report", default=None, metavar="FILE.json", help="write the JSON report of every step")
-    group.addoption(
-        "--external", default="standins", choices=["standins", "internet"], help="external services"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends(*names): applies to these backends only (deselected, not skipped, on others)"
     )
-    group.addoption("--registry", default=None, help="registry to push images to (external backend)")
-    group.addoption("--kubeconfig", default=None, help="kubeconfig (k3s, external backends)")
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = backend_flags.backend_name(config.getoption("backend"))
+    elsewhere = [i for i in items if (m := i.get_closest_marker("backends")) and backend not in m.args]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [i for i in items if i not in elsewhere]
 
 
 @pytest.fixture(scope="session")
 def backend_name(request) -> str:
-    return request.config.getoption("--backend")
+    return backend_flags.backend_name(request.config.getoption("backend"))
+
+
+def _unavailable(request, backend: str, reason: str):
+    if request.config.getoption("backend") is not None:
+        pytest.fail(f"backend {backend} was asked for (--backend {backend}) but did not come up: {reason}")
+    pytest.skip(f"backend {backend} unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
 def cluster(request, backend_name) -> Iterator[Cluster]:
-    keep = request.config.getoption("--keep")
-    options = BackendOptions(
-        keep=keep,
-        base_image=request.config.getoption("--base-image"),
-        external=request.config.getoption("--external"),
-        registry=request.config.getoption("--registry"),
-        kubeconfig=request.config.getoption("--kubeconfig"),
-    )
-    k8s_version = request.config.getoption("--k8s-version", default=None)
-    if k8s_version:
-        options.k8s_version = k8s_version
-    cluster_name = request.config.getoption("--k8s-cluster-name", default=None)
-    if cluster_name:
-        options.cluster_name = cluster_name
+    options = backend_flags.backend_options(request.config.getoption)
     try:
         cluster = create(backend_name, options)
     except UnknownBackend as exc:
         raise pytest.UsageError(str(exc)) from None
     except BackendUnavailable as exc:
-        pytest.skip(f"backend {backend_name} unavailable: {exc}")
+        _unavailable(request, backend_name, str(exc))
     try:
         prepare(
             cluster, base_image=options.base_image, progress=lambda line: print(f"[e2e] {line}", flush=True)
         )
     except BackendUnavailable as exc:
-        cluster.down(keep=keep)
-        pytest.skip(f"backend {backend_name} unavailable: {exc}")
+        cluster.down(keep=options.keep)
+        _unavailable(request, backend_name, str(exc))
     except BaseException:
-        cluster.down(keep=keep)
+        cluster.down(keep=options.keep)
         raise
     yield cluster
-    cluster.down(keep=keep)
+    cluster.down(keep=options.keep)
 
 
 @pytest.fixture(scope="session")

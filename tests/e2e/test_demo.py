@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.backends("docker")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLE_MATRIX = [
@@ -38,9 +38,7 @@ def docker_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def demo_run(request, tmp_path_factory):
-    if request.config.getoption("--backend") != "docker":
-        pytest.skip("the demo e2e test runs on the docker backend only")
+def demo_run(tmp_path_factory):
     reason = docker_unavailable()
     if reason:
         pytest.skip(reason)

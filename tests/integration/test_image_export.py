@@ -31,7 +31,9 @@ def tiny_image(docker_client, tmp_path_factory):
     context = tmp_path_factory.mktemp("tiny")
     (context / "hello.txt").write_text("hello from egress-mesh\n")
     (context / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    ref = f"egress-mesh/tiny:test-{uuid.uuid4().hex[:8]}"
+    # 12 hex digits, like the content tags images.build_all gives: they sort before "run-", so an
+    # archive named after the image's first tag would carry this one instead of the run tag
+    ref = f"egress-mesh/tiny:{uuid.uuid4().hex[:12]}"
     docker_client.images.build(path=str(context), tag=ref, rm=True)
     yield ref
     for image in docker_client.images.list(name="egress-mesh/tiny"):
@@ -60,7 +62,7 @@ def test_export_writes_an_archive_whose_manifest_lists_the_tag(tiny_image, tmp_p
     assert all(r.ok for r in results) and results[0].command.startswith("docker save -o ")
     [archive] = files
     tags, content = _archive_tags_and_files(Path(archive))
-    assert tiny_image in tags
+    assert tags == [tiny_image]
     assert content["hello.txt"] == b"hello from egress-mesh\n"
 
 
@@ -85,6 +87,7 @@ def test_load_images_retags_with_one_run_tag_and_hands_over_archives(tiny_image)
     assert backend.images == {"tiny": expected}
     assert results[0].command == f"docker tag {tiny_image} {expected}"
     [(tags, content)] = backend.seen
-    assert expected in tags and content["hello.txt"] == b"hello from egress-mesh\n"
+    assert tags == [expected], "the archive must name the run tag the pods use, and only it"
+    assert content["hello.txt"] == b"hello from egress-mesh\n"
     manifest = "kind: Pod\nspec:\n  containers: [{name: t, image: egress-mesh/tiny}]"
     assert f"image: {expected}" in k8s.substitute_images(manifest, backend.images)

@@ -9,27 +9,29 @@ import pytest
 from mesh.gateway import server
 from mesh.gateway.server import Gateway, Tunnel
 from mesh.gateway.tunnel import ConnectRequest, TunnelError
+from mesh.proxy.stream import Channel
 
 
-class FakeWriter:
+class FakeChannel(Channel):
+    """A client connection without a socket: bytes fed in, answers recorded."""
+
+    __slots__ = ("sent",)
+
     def __init__(self):
-        self.data = bytearray()
+        super().__init__()
+        self.sent = bytearray()
 
     def write(self, data: bytes) -> None:
-        self.data += data
-
-    async def drain(self) -> None:
-        pass
+        self.sent += data
 
 
 async def read_connect(raw: bytes, eof: bool = True):
-    reader = asyncio.StreamReader()
-    reader.feed_data(raw)
+    channel = FakeChannel()
+    channel.data_received(raw)
     if eof:
-        reader.feed_eof()
-    writer = FakeWriter()
-    request = await Gateway()._read_connect(Tunnel("0" * 16, "10.0.0.1", 1234, 0.0), reader, writer)
-    return request, bytes(writer.data)
+        channel.eof_received()
+    request = await Gateway()._read_connect(Tunnel("0" * 16, "10.0.0.1", 1234, 0.0), channel)
+    return request, bytes(channel.sent)
 
 
 async def test_well_formed_connect_is_accepted_silently():
@@ -74,7 +76,7 @@ async def test_connect_errors_map_to_502(monkeypatch):
     async def refused(host, port):
         raise ConnectionRefusedError(111, "Connect call failed")
 
-    monkeypatch.setattr(asyncio, "open_connection", refused)
+    monkeypatch.setattr(server, "connect", refused)
     monkeypatch.setattr(server, "resolve", documentation_address)
     with pytest.raises(TunnelError) as caught:
         await Gateway()._connect(ConnectRequest("httpbin.org", 80))
@@ -86,7 +88,7 @@ async def test_slow_destination_maps_to_504(monkeypatch):
     async def hangs(host, port):
         await asyncio.sleep(10)
 
-    monkeypatch.setattr(asyncio, "open_connection", hangs)
+    monkeypatch.setattr(server, "connect", hangs)
     monkeypatch.setattr(server, "resolve", documentation_address)
     with pytest.raises(TunnelError) as caught:
         await Gateway(connect_timeout=0.05)._connect(ConnectRequest("httpbin.org", 80))

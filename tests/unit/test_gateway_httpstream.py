@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mesh.gateway.httpstream import HttpObserver, looks_like_http
+from mesh.gateway.httpstream import HttpObserver, looks_like_http, parse_head, parse_lines
 
 GET = b"GET /get HTTP/1.1\r\nHost: HTTPBin.org:80\r\n\r\n"
 HEAD = b"HEAD /status/200 HTTP/1.1\r\nHost: httpstat.us.\r\n\r\n"
@@ -87,3 +89,38 @@ def test_garbage_from_upstream_stops_observation_quietly():
 )
 def test_looks_like_http(first, expected):
     assert looks_like_http(first) is expected
+
+
+_PIECES = st.sampled_from(
+    [
+        b"GET",
+        b" ",
+        b"/",
+        b"HTTP/1.1",
+        b"\r\n",
+        b"Host",
+        b":",
+        b"a",
+        b" \t",
+        b"\x0b",
+        b"\xa0",
+        b"\n",
+        b"\r",
+        b"X-A",
+    ]
+)
+
+
+def _head_or_error(parse, data):
+    try:
+        head = parse(data)
+    except ValueError:
+        return "malformed"
+    return head.start, head.headers
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=16).map(b"".join))
+def test_the_fast_head_parser_reads_heads_as_the_line_by_line_one(raw):
+    fast = _head_or_error(parse_head, raw)
+    assert fast == _head_or_error(lambda data: parse_lines(data.decode("latin-1")), raw)

@@ -186,7 +186,8 @@ def test_versions_map_to_pinned_node_images():
     assert kind.node_image(None).startswith("kindest/node:v1.37.0@sha256:")
     assert kind.node_image("v1.31.0") == "kindest/node:v1.31.0"  # not pinned: used as given
     assert k3d.k3s_image("v1.35") == "rancher/k3s:v1.35.5-k3s1"
-    assert k3d.provider_version("1.37.0") == "1.37.0"
+    assert k3d.k3s_image("1.31.0") == "rancher/k3s:v1.31.0-k3s1"  # not pinned: the first k3s build
+    assert k3d.k3s_image("v1.31.0+k3s2") == "rancher/k3s:v1.31.0-k3s2"
     with pytest.raises(ValueError, match="not a Kubernetes version"):
         kind.node_image("latest")
 

@@ -26,6 +26,7 @@ contexts: [{name: refused, context: {cluster: refused, user: nobody}}]
 current-context: refused
 """
 
+PROBE = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"
 COMMANDS = {
     "exec": k8s.exec_argv("curl-1", "curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"]),
     "logs": k8s.logs_argv("gw-1", "egress-gateway", "gateway", tail=20),
@@ -37,6 +38,10 @@ COMMANDS = {
     "coredns-patch": coredns.configmap_patch_argv(".:53 {\n}\n"),
     "coredns-restart": coredns.restart_argv(),
     "coredns-status": coredns.rollout_status_argv(),
+    "coredns-custom-patch": coredns.custom_patch_argv("rewrite name exact a b\n"),
+    "coredns-custom-unset": coredns.custom_patch_argv(None),
+    "coredns-custom-create": coredns.custom_create_argv(),
+    "coredns-custom-delete": coredns.custom_delete_argv(),
     **{
         f"reset-{i}": argv
         for i, argv in enumerate(k8s.reset_argvs(["curl", "egress-gateway"], "osm-system", {"traffic": {}}))
@@ -52,7 +57,11 @@ def test_kubectl_accepts_the_command(name, tmp_path):
     assert argv[0] == "kubectl"
     proc = subprocess.run(
         argv,
-        input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n" if name == "apply" else "",
+        input=coredns.custom_configmap({"a": "b"})
+        if name.endswith("create")
+        else PROBE
+        if name == "apply"
+        else "",
         capture_output=True,
         text=True,
         timeout=30,

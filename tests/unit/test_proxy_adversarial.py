@@ -7,6 +7,7 @@ Every test names the trick it tries; each must end in a refusal the app can obse
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
@@ -371,3 +372,40 @@ async def test_denied_upgrade_request_does_not_switch_protocols(sidecar, origin)
     after = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     assert await exchange(sidecar, upgrade + after) == http1.FORBIDDEN + OK  # still parsed as HTTP
     assert b"evil.test" not in origin.received
+
+
+# ---------------------------------------------------------------- inputs found by fuzzing (issue 10.4)
+
+
+def decision_records(out: str) -> list[dict]:
+    return [r for r in map(json.loads, out.splitlines()) if r.get("event") == "decision"]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1\r\nHost: a:\xb2\r\n\r\n",  # a non-ASCII "digit" as the port
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: \xb2\r\n\r\n",
+        b"GET http://[x/ HTTP/1.1\r\nHost: localhost\r\n\r\n",  # unterminated IPv6 literal
+    ],
+    ids=["host-port", "content-length", "ipv6-target"],
+)
+async def test_fuzz_found_inputs_get_400_and_a_decision_record(sidecar, origin, capsys, request_bytes):
+    await policy(sidecar, origin)
+    answer = await exchange(sidecar, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert origin.connections == 0
+    records = decision_records(capsys.readouterr().out)
+    assert [(r["decision"], r["reason"][:12]) for r in records] == [("deny", "bad request:")]
+
+
+async def test_gateway_refusing_at_once_says_so_not_that_it_timed_out(sidecar):
+    sidecar.gateway_timeout = 5.0
+    await sidecar.apply(config(Mode.PERMISSIVE, gateway=Endpoint("127.0.0.1", free_port())))
+    started = time.monotonic()
+    answer = await exchange(sidecar, b"GET / HTTP/1.1\r\nHost: x.test\r\n\r\n")
+    assert time.monotonic() - started < 1.0
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    assert b"egress gateway unreachable" in body and b"connection refused" in body.lower()
+    assert b"within" not in body

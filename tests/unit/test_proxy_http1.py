@@ -1,10 +1,8 @@
-import asyncio
-
 import pytest
 
 from mesh.proxy import http1
 from mesh.proxy.http1 import BadMessage, Framing, parse_request, parse_response
-from mesh.proxy.stream import Inbound
+from mesh.proxy.stream import Channel
 
 
 def req(*lines: str) -> bytes:
@@ -83,12 +81,12 @@ def test_response_framing(raw, method, framing):
     assert parse_response(raw, method).framing == framing
 
 
-def _inbound(*pieces: bytes) -> Inbound:
-    reader = asyncio.StreamReader()
+def _inbound(*pieces: bytes) -> Channel:
+    channel = Channel()
     for piece in pieces:
-        reader.feed_data(piece)
-    reader.feed_eof()
-    return Inbound(reader)
+        channel.data_received(piece)
+    channel.eof_received()
+    return channel
 
 
 async def test_head_larger_than_64k_is_refused():
@@ -122,3 +120,25 @@ async def test_length_body_stops_at_its_length():
     sink = _Sink()
     await http1.relay_body(src, sink, Framing.LENGTH, 6)  # type: ignore[arg-type]
     assert bytes(sink.data) == b"abcdef"
+
+
+def test_origin_form_target_with_a_url_in_its_query_is_a_plain_path():
+    r = parse_request(req("GET /redirect?to=http://evil.test/ HTTP/1.1", "Host: a.test"))
+    assert (r.host, r.target) == ("a.test", "/redirect?to=http://evil.test/")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\n\r\nHost: a\r\n\r\n",  # bare LF ending the request line
+        b"GET / HTTP/1.1\r\nHost\n: a\r\n\r\n",  # bare LF inside a header name
+    ],
+)
+def test_bare_lf_anywhere_in_a_request_head_is_refused(raw):
+    with pytest.raises(BadMessage):
+        parse_request(raw)
+
+
+def test_status_code_must_be_ascii_digits():
+    with pytest.raises(BadMessage, match="bad status line"):
+        parse_response("HTTP/1.1 ²00 OK\r\n\r\n".encode("latin-1"), "GET")

@@ -1,9 +1,8 @@
-import asyncio
 import ssl
 
 import pytest
 
-from mesh.proxy.stream import Inbound
+from mesh.proxy.stream import Channel
 from mesh.proxy.tls import MAX_HELLO, NeedMore, NotClientHello, looks_like_tls, read_client_hello, server_name
 from mesh.proxy.tls import client_hello as tls_client_hello
 
@@ -29,12 +28,12 @@ def split_records(hello: bytes, size: int) -> bytes:
     return out
 
 
-def inbound(*pieces: bytes) -> Inbound:
-    reader = asyncio.StreamReader()
+def inbound(*pieces: bytes) -> Channel:
+    channel = Channel()
     for piece in pieces:
-        reader.feed_data(piece)
-    reader.feed_eof()
-    return Inbound(reader)
+        channel.data_received(piece)
+    channel.eof_received()
+    return channel
 
 
 async def test_sni_from_a_real_client_hello_is_read_without_consuming():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scenarios.clusters import k3d, kind
+from scenarios.clusters import k3d, kind, kubernetes
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yml"
@@ -69,10 +69,40 @@ def test_tools_are_pinned_to_the_versions_the_backends_expect(workflow):
         assert re.fullmatch(r"v\d+\.\d+\.\d+", env[name]), name
     assert env["KIND_VERSION"] == kind.KIND_VERSION
     assert env["K3D_VERSION"] == k3d.K3D_VERSION
-    for job in workflow["jobs"].values():
+    assert env["KUBECTL_VERSION"] == kubernetes.KUBECTL_VERSION
+
+
+#: the current major of each action (checked on 2026-12-01 against the actions' own repositories)
+CURRENT_MAJORS = {"actions/checkout": "v7", "actions/setup-python": "v7", "actions/upload-artifact": "v7"}
+
+
+def test_actions_are_pinned_to_their_current_major(workflow):
+    used = [step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert used
+    for uses in used:
+        action, _, version = uses.partition("@")
+        assert action in CURRENT_MAJORS, f"{action}: add its current major to CURRENT_MAJORS"
+        assert version == CURRENT_MAJORS[action], f"{uses}: current major is {CURRENT_MAJORS[action]}"
+
+
+def test_no_job_can_pass_having_run_nothing(workflow):
+    """Every job runs with EGRESS_MESH_REQUIRE_ALL=1: root/Docker/e2e skips fail, and a backend
+    asked for with --backend that does not come up is an error (tests/e2e/conftest.py)."""
+    assert workflow["env"]["EGRESS_MESH_REQUIRE_ALL"] == "1"
+    for name, job in workflow["jobs"].items():
+        assert job.get("env", {}).get("EGRESS_MESH_REQUIRE_ALL", "1") == "1", name
         for step in job["steps"]:
-            if "uses" in step:
-                assert re.search(r"@v\d+$", step["uses"]), step["uses"]
+            assert "EGRESS_MESH_REQUIRE_ALL=0" not in step.get("run", ""), (name, step)
+    for name in ("docker", "kubernetes"):
+        assert re.search(r"nox -s \"e2e\(backend='[^']+'\)\" --", _runs(workflow["jobs"][name])), name
+
+
+def test_unit_job_runs_the_unit_tests_and_the_integration_tests_run_as_root(workflow):
+    assert "nox -s lint tests -- tests/unit" in _runs(workflow["jobs"]["unit"])
+    docker = _runs(workflow["jobs"]["docker"])
+    assert re.search(
+        r"sudo env \S+ EGRESS_MESH_REQUIRE_ALL=1\s+\.venv/bin/python -m pytest tests/integration", docker
+    )
 
 
 @pytest.mark.parametrize("job", ["docker", "kubernetes"])
