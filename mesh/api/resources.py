@@ -40,6 +40,8 @@ class MeshConfig:
     outbound_ip_range_exclusions: tuple[str, ...] = ()
     outbound_port_exclusions: tuple[int, ...] = ()
     outbound_ip_range_inclusions: tuple[str, ...] = ()
+    #: the egress boundary (docs/boundary.md): NetworkPolicies leave meshed pods no way out but the mesh
+    enable_egress_boundary: bool = False
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> MeshConfig:
@@ -55,6 +57,7 @@ class MeshConfig:
             outbound_ip_range_exclusions=tuple(traffic.get("outboundIPRangeExclusionList") or ()),
             outbound_port_exclusions=tuple(int(p) for p in traffic.get("outboundPortExclusionList") or ()),
             outbound_ip_range_inclusions=tuple(traffic.get("outboundIPRangeInclusionList") or ()),
+            enable_egress_boundary=bool(traffic.get("enableEgressBoundary", False)),
         )
 
 
@@ -222,6 +225,8 @@ class Service:
     name: str
     namespace: str
     ports: tuple[ServicePort, ...] = ()
+    #: ``spec.selector``: the labels of the pods behind it (empty: endpoints managed by hand)
+    selector: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> Service:
@@ -234,6 +239,7 @@ class Service:
                 ServicePort(int(p["port"]), p.get("name", ""), p.get("protocol", "TCP"), p.get("targetPort"))
                 for p in spec.get("ports") or ()
             ),
+            selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()},
         )
 
     def dns_name(self, cluster_domain: str = "cluster.local") -> str:

@@ -284,6 +284,11 @@ class DockerCluster(Cluster):
         self.standin: str | None = None
         self.controller: str | None = None
         self._lock = threading.RLock()
+        from scenarios.clusters import docker_firewall
+
+        self.firewall = docker_firewall.HostFirewall(self.run_id)
+        if docker_firewall.available():
+            self.capabilities = type(self).capabilities | {"network-policy"}
 
     # lifecycle -------------------------------------------------------------------------------------------
     def up(self) -> None:
@@ -453,6 +458,7 @@ class DockerCluster(Cluster):
                     self._forget(key)
             if self.installed_meshconfig is not None:
                 self._store(copy.deepcopy(self.installed_meshconfig))
+            self._enforce_boundary()
 
     # resources -------------------------------------------------------------------------------------------
     def apply(self, manifest: str, namespace: str | None = None) -> OpResult:
@@ -494,7 +500,7 @@ class DockerCluster(Cluster):
                     verb = "configured" if previous is not None else "created"
                 output.append(f"{obj['kind'].lower()}/{meta['name']} {verb}")
                 actions += self._reconcile(obj)
-        return OpResult("\n".join(actions), 0, "\n".join(output))
+            return self._with_boundary(OpResult("\n".join(actions), 0, "\n".join(output)))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> OpResult:
         self._require_up()
@@ -523,7 +529,7 @@ class DockerCluster(Cluster):
                 actions += self._remove_pods([self.pods[(ns, name)]] if (ns, name) in self.pods else [])
             if key in self.objects:
                 actions += self._forget(key)
-        return OpResult("\n".join(actions), 0, f'{kind.lower()} "{name}" deleted')
+            return self._with_boundary(OpResult("\n".join(actions), 0, f'{kind.lower()} "{name}" deleted'))
 
     def patch(
         self, kind: str, name: str, namespace: str | None, patch: dict, patch_type: str = "merge"
@@ -557,7 +563,7 @@ class DockerCluster(Cluster):
                 return OpResult(f"# validate {kind} {name}", 1, stderr=problem)
             actions = self._store(updated)
             actions += self._reconcile(updated)
-        return OpResult("\n".join(actions), 0, f"{kind.lower()}/{name} patched")
+            return self._with_boundary(OpResult("\n".join(actions), 0, f"{kind.lower()}/{name} patched"))
 
     def run(self, argv: Sequence[str]) -> OpResult:
         self._require_up()
@@ -712,6 +718,62 @@ class DockerCluster(Cluster):
         path = self._path(key)
         path.unlink(missing_ok=True)
         return [f"rm {path}"]
+
+    def _with_boundary(self, result: OpResult) -> OpResult:
+        """``result`` after the egress boundary followed the change (its commands appended), or a
+        failure saying why the boundary cannot be enforced."""
+        try:
+            actions = self._enforce_boundary()
+        except RuntimeError as exc:  # docker_firewall.FirewallError, PodStartError
+            return OpResult(result.command, 1, result.stdout, f"error: egress boundary: {exc}")
+        command = "\n".join(line for line in (result.command, *actions) if line)
+        return OpResult(command, result.exit_code, result.stdout, result.stderr)
+
+    def _enforce_boundary(self, starting: Pod | None = None) -> list[str]:
+        """The boundary's NetworkPolicies as host firewall rules (docs/boundary.md); ``starting``: a
+        pod whose sandbox is up and whose processes are not, so a failure fails the pod."""
+        from scenarios.clusters import docker_firewall
+
+        mesh = self.mesh_options or MeshOptions()
+        try:
+            return docker_firewall.enforce(
+                self.firewall,
+                list(self.objects.values()),
+                self._endpoints,
+                mesh.mesh_name,
+                mesh.mesh_namespace,
+            )
+        except docker_firewall.FirewallError as exc:
+            if starting is not None:
+                raise PodStartError(f"the egress boundary cannot be enforced: {exc}") from None
+            raise
+
+    def _endpoints(self) -> list[Any]:
+        """Every pod (and the controller) with the addresses of all its networks."""
+        from mesh.manifests.install import CONTROLLER_NAME as CONTROLLER_APP
+        from scenarios.clusters import docker_firewall
+
+        api = self.client.api
+        found = [
+            docker_firewall.Endpoint(
+                pod.namespace,
+                pod.name,
+                dict(pod.labels),
+                docker_firewall.container_addresses(api, pod.sandbox),
+                docker_firewall.named_ports(pod.spec),
+            )
+            for pod in self.pods.values()
+            if pod.sandbox
+        ]
+        if self.controller:
+            mesh = self.mesh_options or MeshOptions()
+            addresses = docker_firewall.container_addresses(api, self.controller)
+            found.append(
+                docker_firewall.Endpoint(
+                    mesh.mesh_namespace, CONTROLLER_NAME, {"app": CONTROLLER_APP}, addresses
+                )
+            )
+        return found
 
     def _reconcile(self, obj: dict[str, Any]) -> list[str]:
         kind = obj["kind"]
@@ -888,6 +950,7 @@ class DockerCluster(Cluster):
             self.client.api.connect_container_to_network(pod.sandbox, self.external_network)
             actions.append(join(["docker", "network", "connect", self.external_network, pod.sandbox]))
         pod.ip = self._ip(pod.sandbox)
+        actions += self._enforce_boundary(pod)  # before any of the pod's own processes run
         fields = {
             "metadata.name": pod.name,
             "metadata.namespace": pod.namespace,
@@ -1160,7 +1223,7 @@ class DockerCluster(Cluster):
                     output.append(f"Namespace [{name}] successfully removed from mesh [{mesh_name}]")
                 updated = {**obj, "metadata": {**meta, "labels": labels, "annotations": annotations}}
                 actions += self._store(updated)
-        return OpResult("\n".join(actions), 0, "\n".join(output))
+            return self._with_boundary(OpResult("\n".join(actions), 0, "\n".join(output)))
 
     def _metadata_command(self, argv: list[str]) -> OpResult:
         verb, rest = argv[1], argv[2:]
@@ -1198,8 +1261,8 @@ class DockerCluster(Cluster):
                 values[key] = value
             obj["metadata"][field_name] = values
             actions = self._store(obj)
-        done = "annotated" if verb == "annotate" else "labeled"
-        return OpResult("\n".join(actions), 0, f"{kind.lower()}/{targets[1]} {done}")
+            done = "annotated" if verb == "annotate" else "labeled"
+            return self._with_boundary(OpResult("\n".join(actions), 0, f"{kind.lower()}/{targets[1]} {done}"))
 
     def _patch_command(self, argv: list[str]) -> OpResult:
         rest = argv[2:]
@@ -1291,11 +1354,14 @@ def remove_run(client, run_id: str | None = None) -> list[str]:
             network.remove()
         except Exception:  # still in use by a container of another run
             pass
+    from scenarios.clusters.docker_firewall import remove_chains
+
+    chains = remove_chains(run_id)
     pattern = f"egress-mesh-{run_id or '*'}-manifests-*"
     folders = glob.glob(os.path.join(tempfile.gettempdir(), pattern))
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    return [c.name for c in containers] + [n.name for n in networks] + folders
+    return [c.name for c in containers] + [n.name for n in networks] + folders + chains
 
 
 def main(argv: list[str] | None = None) -> int:

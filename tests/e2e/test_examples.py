@@ -16,6 +16,10 @@ def test_egress_matches_example_exists():
     assert "egress-matches.yaml" in [p.name for p in EXAMPLES]
 
 
+def test_egress_boundary_example_exists():
+    assert "egress-boundary.yaml" in [p.name for p in EXAMPLES]
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_scenario(passes, path):
     passes(load_file(path))

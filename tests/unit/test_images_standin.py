@@ -89,6 +89,25 @@ async def test_tcp_echo():
     await server.wait_closed()
 
 
+async def test_udp_echo_sends_each_datagram_back():
+    loop = asyncio.get_running_loop()
+    server, _ = await loop.create_datagram_endpoint(standin.UdpEcho, local_addr=("127.0.0.1", 0))
+    answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple) -> None:
+            answers.put_nowait(data)
+
+    client, _ = await loop.create_datagram_endpoint(Client, remote_addr=server.get_extra_info("sockname"))
+    try:
+        for payload in (b"ping", b"boundary"):
+            client.sendto(payload)
+            assert await asyncio.wait_for(answers.get(), 2) == payload
+    finally:
+        client.close()
+        server.close()
+
+
 def test_main_reports_port_in_use():
     import socket
 

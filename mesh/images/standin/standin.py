@@ -2,7 +2,8 @@
 
 Answers as ``httpbin.org`` (``/get`` JSON, ``/headers``, ``/status/N``, ``/anything``) and as
 ``httpstat.us`` (``/200`` -> ``200 OK``, any ``/NNN``) on HTTP and on HTTPS (certificate generated
-at start for those names), plus a TCP echo. One JSON line per request on stdout.
+at start for those names), plus an echo on TCP and UDP (what the egress boundary's scenario sends
+datagrams to). One JSON line per request on stdout.
 
     python3 standin.py [--http-port 80] [--https-port 443] [--echo-port 7] [--host 0.0.0.0]
 """
@@ -157,6 +158,17 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
+class UdpEcho(asyncio.DatagramProtocol):
+    """Sends every datagram back to where it came from."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        log(service="udp-echo", source_address=addr[0], bytes=len(data))
+        self.transport.sendto(data, addr)
+
+
 async def serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
@@ -170,6 +182,8 @@ async def serve(args: argparse.Namespace) -> None:
     servers = []
     if args.echo_port:
         servers.append(await asyncio.start_server(echo, args.host, args.echo_port))
+        loop = asyncio.get_running_loop()
+        servers.append(await loop.create_datagram_endpoint(UdpEcho, local_addr=(args.host, args.echo_port)))
     log(event="listening", http=args.http_port, https=args.https_port, echo=args.echo_port)
     await asyncio.Event().wait()
 
