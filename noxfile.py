@@ -33,7 +33,7 @@ def tests(session: nox.Session) -> None:
 def e2e(session: nox.Session, backend: str) -> None:
     """The article's scenario matrix on a backend: `nox -s "e2e(backend='kind')" -- --k8s-version 1.31`."""
     _install(session)
-    session.run("pytest", "tests/e2e", f"--backend={backend}", *session.posargs)
+    session.run("pytest", "tests/e2e", "scenarios/catalog", f"--backend={backend}", *session.posargs)
 
 
 @nox.session

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
+from scenarios import options
 from scenarios.clusters import UnknownBackend, create
-from scenarios.clusters import options as backend_flags
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
 from scenarios.format import ScenarioError, catalog_files, load_all, load_file
 
@@ -38,11 +38,11 @@ CREATING_BACKENDS = ("kind", "k3d", "k3s-container")
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command that talks to a backend takes (the demo and pytest reuse them)."""
-    backend_flags.add_to_parser(parser.add_argument)
+    options.add_backend_options(parser.add_argument)
 
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
-    return backend_flags.backend_options(vars(args).get)
+    return options.backend_options(vars(args).get)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run scenarios (default: the whole catalog) on a backend")
     run.add_argument("scenarios", nargs="*", metavar="NAME|FILE", help="catalog name or scenario file")
-    add_backend_arguments(run)
-    run.add_argument("--report", metavar="FILE.json", help="write a JSON report of every step")
+    options.add_run_options(run.add_argument)
     run.add_argument("--lang", choices=["en", "zh"], default="en", help="narration language")
     run.add_argument("-v", "--verbose", action="store_true", help="show retries and backend commands")
 

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import jsonschema
 import yaml
 
+from scenarios.names import GATEWAY_NAMESPACE, GATEWAY_SELECTOR, SCENARIO_FILE_PATTERN
+
 FORMAT_VERSION = 1
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
@@ -35,8 +37,6 @@ DEFAULT_REQUEST_TIMEOUT = 15.0
 DEFAULT_WAIT_TIMEOUT = 120.0
 DEFAULT_GATEWAY_LOG_TIMEOUT = 10.0
 DEFAULT_CURL_ARGS = ("-sI",)
-GATEWAY_NAMESPACE = "egress-gateway"
-GATEWAY_SELECTOR = "app=global-egress-gateway"
 
 _TEXT = {
     "oneOf": [
@@ -611,8 +611,11 @@ def _step(raw: Mapping[str, Any], index: int, path: Path | str, base: Path) -> S
             )
 
 
-def parse(data: Any, path: Path | str = "<scenario>", base: Path | None = None) -> Scenario:
-    """Validate already-loaded YAML data; ``base`` is the folder ``apply: {file: ...}`` is relative to."""
+def parse(
+    data: Any, path: Path | str = "<scenario>", base: Path | None = None, file: Path | None = None
+) -> Scenario:
+    """Validate already-loaded YAML data; ``base`` is the folder ``apply: {file: ...}`` is relative to;
+    ``path`` is how messages name the scenario, ``file`` the file it came from (default ``path``)."""
     base = base or Path.cwd()
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{path}: a scenario is a mapping with name, title and steps")
@@ -624,26 +627,41 @@ def parse(data: Any, path: Path | str = "<scenario>", base: Path | None = None) 
         description=data.get("description", "").strip(),
         steps=steps,
         requires=list(data.get("requires", [])),
-        path=Path(path) if not isinstance(path, Path) else path,
+        path=file or Path(path),
     )
 
 
-def load_file(path: Path | str) -> Scenario:
+def load_scenarios(path: Path | str) -> list[Scenario]:
+    """Every scenario of a file: one per YAML document (``---`` separates them)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
-    return parse(data, path, path.parent)
+    if not documents:
+        raise ScenarioError(f"{path}: no scenario in the file")
+    if len(documents) == 1:
+        return [parse(documents[0], path, path.parent)]
+    return [
+        parse(data, f"{path}: document {n}", path.parent, file=path) for n, data in enumerate(documents, 1)
+    ]
+
+
+def load_file(path: Path | str) -> Scenario:
+    """The one scenario of a file (``load_scenarios`` for files holding several)."""
+    scenarios = load_scenarios(path)
+    if len(scenarios) > 1:
+        raise ScenarioError(f"{path}: holds {len(scenarios)} scenarios, expected one")
+    return scenarios[0]
 
 
 def catalog_files() -> list[Path]:
-    """The catalog in its order (the article's): files are named ``NN-name.yaml``."""
-    return sorted(CATALOG_DIR.glob("*.yaml"))
+    """The catalog in its order (the article's): files are named ``NN-name.scenario.yaml``."""
+    return sorted(CATALOG_DIR.glob(SCENARIO_FILE_PATTERN))
 
 
 def catalog() -> list[Scenario]:
@@ -654,12 +672,19 @@ def catalog_names() -> list[str]:
     return [s.name for s in catalog()]
 
 
+def is_path(ref: str | Path) -> bool:
+    """Whether ``ref`` names a file (rather than a catalog scenario)."""
+    text = str(ref)
+    return (
+        isinstance(ref, Path) or Path(text).suffix in (".yaml", ".yml") or Path(text).exists() or "/" in text
+    )
+
+
 def load(ref: str | Path) -> Scenario:
     """A catalog scenario by name (``passthrough-policy``) or a scenario file by path."""
+    if is_path(ref):
+        return load_file(ref)
     text = str(ref)
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in text:
-        return load_file(path)
     for scenario in catalog():
         if scenario.name == text:
             return scenario
@@ -670,8 +695,10 @@ def load(ref: str | Path) -> Scenario:
 
 
 def load_all(refs: list[str] | None) -> list[Scenario]:
-    """``refs`` in order, or the whole catalog when empty."""
-    return [load(r) for r in refs] if refs else catalog()
+    """``refs`` in order (every scenario of a file), or the whole catalog when empty."""
+    if not refs:
+        return catalog()
+    return [s for ref in refs for s in (load_scenarios(ref) if is_path(ref) else [load(ref)])]
 
 
 def iter_steps(scenarios: list[Scenario]) -> Iterator[tuple[Scenario, Step]]:

@@ -106,11 +106,18 @@ class ScenarioResult:
         lines = []
         for step in self.steps:
             if step.failed:
+                first, *rest = step.kubectl.splitlines() or [""]
                 lines += [
-                    f"{self.scenario.name} step {step.index} ({step.kind}) failed: {step.kubectl}",
-                    *(f"  - {p}" for p in step.problems),
+                    f"{self.scenario.name} step {step.index} ({step.kind}) failed: {step.narration.en}",
+                    f"  command:  {first}",
+                    *(f"            {line}" for line in rest),
+                ]
+                if step.command and step.command != step.kubectl:
+                    lines.append(f"  ran:      {step.command}")
+                lines += [
                     f"  expected: {json.dumps(step.expected, ensure_ascii=False)}",
                     f"  actual:   {json.dumps(step.actual, ensure_ascii=False)}",
+                    *(f"  - {p}" for p in step.problems),
                 ]
         return "\n".join(lines)
 
