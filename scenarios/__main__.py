@@ -98,7 +98,8 @@ def progress_printer(console: Console, verbose: bool) -> Callable[[str], None]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from scenarios import report
-    from scenarios.runner import ConsoleObserver, Runner, prepare
+    from scenarios.pipeline import prepare
+    from scenarios.runner import ConsoleObserver, Runner
 
     scenarios = load_all(args.scenarios)
     cluster = create(args.backend, backend_options(args))

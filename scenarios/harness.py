@@ -26,7 +26,7 @@ from typing import Any
 from mesh.gateway import accesslog
 from scenarios import curl
 from scenarios.clusters.base import Cluster, OpResult
-from scenarios.names import GATEWAY_NAMESPACE, GATEWAY_SELECTOR
+from scenarios.names import CURL_NAMESPACE, CURL_SELECTOR, GATEWAY_NAMESPACE, GATEWAY_SELECTOR, MANIFESTS_DIR
 
 DEFAULT_CURL_ARGS = ("-sI",)
 
@@ -143,6 +143,13 @@ class MeshHarness:
     def wait_ready(self, namespace: str, selector: str, timeout: float = 120.0) -> OpResult:
         """Until the pods are ready; TimeoutError (saying what is not ready and why) otherwise."""
         return self._checked(self.cluster.wait_ready(namespace, selector, timeout), True)
+
+    def deploy_sample_client(self) -> None:
+        """The article's sample app: namespace ``curl`` in the mesh, the ``curl`` pod ready."""
+        self.run(["kubectl", "create", "namespace", CURL_NAMESPACE])
+        self.run(["osm", "namespace", "add", CURL_NAMESPACE])
+        self.apply(MANIFESTS_DIR / "curl.yaml", CURL_NAMESPACE)
+        self.wait_ready(CURL_NAMESPACE, CURL_SELECTOR)
 
     # observations -------------------------------------------------------------------------------------
     def request(

@@ -6,6 +6,11 @@ in ``mesh.api`` and are imported from there.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+#: the article's sample manifests (local copies of what it applies from osm-edge-docs), package data
+MANIFESTS_DIR = Path(__file__).resolve().parent / "manifests"
+
 #: where the article deploys the egress gateway, and how its pod is found
 GATEWAY_NAMESPACE = "egress-gateway"
 GATEWAY_SELECTOR = "app=global-egress-gateway"

@@ -18,9 +18,10 @@ from scenarios.clusters import UnknownBackend, create
 from scenarios.clusters.base import BackendUnavailable, Cluster
 from scenarios.format import Scenario, load
 from scenarios.harness import MeshHarness
+from scenarios.pipeline import prepare
 from scenarios.pytest_plugin.outcome import check_result, run_and_record
 from scenarios.pytest_plugin.session import STATE
-from scenarios.runner import RunResult, ScenarioResult, prepare
+from scenarios.runner import RunResult, ScenarioResult
 
 
 def _unavailable(request: pytest.FixtureRequest, backend: str, reason: str):
