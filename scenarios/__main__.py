@@ -5,7 +5,7 @@
     python -m scenarios images [--base-image IMG]
     python -m scenarios doctor [--backend B]    what the backend needs and what is missing here
     python -m scenarios clean [--list]          kept clusters (--keep): list them, remove them
-    python -m scenarios demo ...        (handled by scenarios.demo when it exists)
+    python -m scenarios demo ...        the live walkthrough (scenarios.demo)
 
 Exit codes: 0 all expectations held, 1 an expectation failed, 2 a usage or scenario-file error,
 3 the backend is unavailable or could not be set up (doctor: something required is missing;
@@ -15,8 +15,6 @@ clean: a cluster could not be removed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 
@@ -26,19 +24,11 @@ from rich.markup import escape
 from scenarios import options
 from scenarios.clusters import UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
+from scenarios.exitcodes import EXIT_BACKEND, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from scenarios.format import ScenarioError, catalog_files, load_all, load_file
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BACKEND = 3
-EXIT_INTERRUPTED = 130
 #: backends whose clusters the harness creates (and records, see scenarios.clusters.records)
 CREATING_BACKENDS = ("kind", "k3d", "k3s-container")
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to a backend takes (the demo and pytest reuse them)."""
-    options.add_backend_options(parser.add_argument)
 
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
@@ -66,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     doctor = commands.add_parser("doctor", help="what a backend needs, what is missing here, how to fix it")
-    add_backend_arguments(doctor)
+    options.add_backend_options(doctor.add_argument)
 
     clean = commands.add_parser("clean", help="list and remove the clusters kept with --keep")
     clean.add_argument("--list", action="store_true", help="only list them")
@@ -190,11 +180,9 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_demo(argv: Sequence[str], console: Console) -> int:
-    """Hands over to ``scenarios.demo.main(argv) -> int`` (the demo owns its options)."""
-    if importlib.util.find_spec("scenarios.demo") is None:
-        console.print("[bold red]error:[/] the demo is not available in this version (scenarios/demo.py)")
-        return EXIT_USAGE
-    demo = importlib.import_module("scenarios.demo")
+    """Hands over to ``scenarios.demo.cli.main(argv) -> int`` (the demo owns its options)."""
+    from scenarios.demo import cli as demo
+
     return int(demo.main(list(argv)) or 0)
 
 

@@ -5,11 +5,13 @@ with the global EgressGateway every request that leaves is logged by the gateway
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import yaml
 
+from mesh.gateway import accesslog
 from scenarios.clusters.base import BackendOptions, Cluster, MeshOptions, OpResult
 from tests.article import DENIED_BODY, DENIED_HEAD
 
@@ -74,7 +76,7 @@ class ArticleCluster(Cluster):
             if self.gateway:
                 record = {
                     "connection_id": "f34e0b0aa1034190",
-                    "request_time": "2026-11-25T17:00:05.864Z",
+                    "request_time": accesslog.iso_time(time.time()),
                     "source_address": CURL_POD_IP,
                     "source_port": 36856,
                     "host": host,

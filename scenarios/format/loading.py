@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
@@ -54,6 +54,9 @@ class ScenarioHead(Model):
     title: TextInput
     description: str = ""
     requires: list[Name] = []
+    #: where the scenario sits in the demo's summary matrix (the article's states)
+    mode: Literal["disabled", "passthrough", "gateway"] | None = None
+    policy: Literal["permissive", "policy"] | None = None
     steps: Annotated[list[Any], Field(min_length=1)]
 
 
@@ -65,6 +68,9 @@ class Scenario:
     steps: list[Step]
     requires: list[str] = field(default_factory=list)
     path: Path | None = None
+    #: the article's state the scenario shows (the demo's matrix row): mode and policy
+    mode: str | None = None
+    policy: str | None = None
 
 
 def _text(value: str | TextObject | Mapping[str, Any]) -> Text:
@@ -176,6 +182,8 @@ def parse(
         steps=steps,
         requires=list(head.requires),
         path=file or Path(path),
+        mode=head.mode,
+        policy=head.policy,
     )
 
 

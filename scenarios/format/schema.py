@@ -41,6 +41,8 @@ def _build() -> dict[str, Any]:
             "title": text,
             "description": {"type": "string"},
             "requires": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "mode": {"enum": ["disabled", "passthrough", "gateway"]},
+            "policy": {"enum": ["permissive", "policy"]},
             "steps": {"type": "array", "minItems": 1, "items": {"type": "object", "oneOf": steps}},
         },
         "required": ["name", "title", "steps"],

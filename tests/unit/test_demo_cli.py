@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from scenarios import demo
 from scenarios.clusters.base import BackendUnavailable
+from scenarios.demo import cli as demo
 from tests.article_cluster import ArticleCluster
 
 ANSI = re.compile(r"\x1b[\[\]()]")
@@ -23,7 +23,7 @@ def cluster(monkeypatch) -> ArticleCluster:
     monkeypatch.setattr(
         "scenarios.images.build_all", lambda base_image=None, progress=None: {"curl": "egress-mesh/curl:1"}
     )
-    monkeypatch.setattr("scenarios.runner.POLL_INTERVAL", 0.05)
+    monkeypatch.setattr("scenarios.runner.engine.POLL_INTERVAL", 0.05)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     return fake
 
@@ -95,6 +95,8 @@ BROKEN = textwrap.dedent(
     """
     name: passthrough-policy-short
     title: {en: "Sidecar passthrough, policy mode", zh: 边车透传:策略模式}
+    mode: passthrough
+    policy: policy
     steps:
       - narration: {en: Deny by default., zh: 禁用出口宽松模式。}
         patch: {kind: meshconfig, name: osm-mesh-config, namespace: osm-system,

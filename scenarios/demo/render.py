@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +24,15 @@ from rich.status import Status
 from rich.syntax import Syntax
 from rich.text import Text
 
-from scenarios import demo_matrix
-from scenarios.demo_model import GATEWAY_LOG_KINDS, STATUS_LINE, DemoRun, ScenarioView, StepView, json_records
-from scenarios.demo_text import MODES, POLICIES, pick, t
+from scenarios.clusters.base import OpResult
+from scenarios.demo import matrix
+from scenarios.demo.model import DemoRun, StepNotes
+from scenarios.demo.text import MODES, POLICIES, pick, t
+from scenarios.format import Scenario, Step
+from scenarios.runner import ScenarioResult, StepResult
+
+#: colours the status lines of curl's output (display only: results come from the runner's data)
+STATUS_LINE = re.compile(r"^HTTP/\d(?:\.\d)?\s+(\d{3})\b.*$")
 
 SETUP_HINTS = {
     "docker": [
@@ -124,7 +131,7 @@ class LiveRenderer:
         self.console.print(Rule(Text(self._t("title"), style="bold"), style="cyan"))
         self.line(f"{self._t('backend')}: {run.backend}", style="dim")
 
-    def scenario_started(self, scenario: ScenarioView) -> None:
+    def scenario_started(self, scenario: Scenario) -> None:
         mode, policy = scenario.mode, scenario.policy
         if mode and mode != self._mode:
             self.line()
@@ -133,18 +140,18 @@ class LiveRenderer:
             )
         self._mode = mode
         heading = pick(POLICIES[policy], self.lang) if policy else ""
-        title = pick(scenario.title, self.lang) or scenario.name
+        title = scenario.title.get(self.lang) or scenario.name
         self.line()
         self.line(Text.assemble(("## ", "bold"), (heading or title, "bold cyan")))
         if heading and title != heading:
             self.line(f"   {title} ({scenario.name})", style="dim")
 
-    def scenario_finished(self, scenario: ScenarioView, error: str | None = None) -> None:
+    def scenario_finished(self, result: ScenarioResult) -> None:
         self.stop_status()
-        if scenario.skipped:
-            self.line(f"↷ {self._t('skipped')}: {scenario.skipped}", style="yellow")
-        if error:
-            self.line(f"✗ {scenario.name}: {error}", style="bold red")
+        if result.skipped:
+            self.line(f"↷ {self._t('skipped')}: {result.skipped}", style="yellow")
+        if result.error:
+            self.line(f"✗ {result.scenario.name}: {result.error}", style="bold red")
 
     def error(self, message: str) -> None:
         self.stop_status()
@@ -156,19 +163,19 @@ class LiveRenderer:
         for hint in SETUP_HINTS.get(backend, SETUP_HINTS["kubernetes"]):
             self.line(f"  {self._t('look_further')}: {hint}", style="yellow")
 
-    def step_started(self, step: StepView) -> None:
-        if step.repeat:
+    def step_started(self, step: Step, kubectl: str, repeat: bool = False) -> None:
+        if repeat:
             return
         self.line()
-        narration = pick(step.narration, self.lang) or pick(step.title, self.lang)
+        narration = step.narration.get(self.lang) or (step.title.get(self.lang) if step.title else "")
         if narration:
             self.line(narration.strip(), style="italic")
-        if step.command:
-            self.command(step.command)
+        if kubectl:
+            self.command(kubectl)
         if self.pause and not self._wait_for_enter():
             self.pause = False
             self.line(self._t("stdin_closed"), style="dim")
-        first = step.command.splitlines()[0] if step.command else step.kind
+        first = kubectl.splitlines()[0] if kubectl else step.kind
         self._start_status(f"{self._t('running')}: {first[:90]}…")
 
     def command(self, command: str) -> None:
@@ -198,7 +205,7 @@ class LiveRenderer:
             self._status = self.console.status(Text(message), spinner="dots")
             self._status.start()
 
-    def step_attempt(self, step: StepView, attempt: int, problems: list[str]) -> None:
+    def step_attempt(self, attempt: int, problems: list[str]) -> None:
         """A step that waits for its expectation is trying again: say what it is waiting on."""
         if self._status is not None:
             reason = "; ".join(problems)[:100]
@@ -216,42 +223,49 @@ class LiveRenderer:
             self.console.control(Control.move_to_column(0, -1), Control((ControlType.ERASE_IN_LINE, 2)))
         return line != ""
 
-    def step_finished(self, step: StepView) -> None:
+    def step_finished(self, step: StepResult, notes: StepNotes | None = None) -> None:
         self.stop_status()
-        if step.repeat and not step.failed:
+        notes = notes or StepNotes()
+        if notes.repeat and not step.failed:
             mark = "↷" if step.skipped else "✓"
-            first = step.command.splitlines()[0] if step.command else step.kind
+            first = step.kubectl.splitlines()[0] if step.kubectl else step.kind
             self.line(f"{mark} {first} ({step.duration:.1f} s)", style="dim")
             return
-        if step.repeat:
+        if notes.repeat:
             self.line()
-            self.command(step.command)
+            self.command(step.kubectl)
         if step.skipped:
             self.line(f"↷ {self._t('skipped')}: {step.skipped}", style="yellow")
             return
-        if step.backend_command and step.backend_command != step.command:
-            self.ran(step.backend_command)
+        if step.command and step.command != step.kubectl:
+            self.ran(step.command)
         self.output(step)
         tries = f", {step.attempts}x" if step.attempts > 1 else ""
         if step.failed:
             self.line(f"✗ {self._t('failed')} ({step.duration:.1f} s{tries})", style="bold red")
-            self.failure(step)
+            self.failure(step, notes)
         else:
             self.line(f"✓ {self._t('passed')} ({step.duration:.1f} s{tries})", style="green")
 
-    def output(self, step: StepView) -> None:
-        if step.kind in GATEWAY_LOG_KINDS:
-            records = json_records(step.stdout)
+    def setup_op_failed(self, op: OpResult) -> None:
+        """A command of the setup (image load, mesh install) failed: it, its output, its exit code."""
+        self.line()
+        self.command(op.command)
+        for line in (op.stdout + op.stderr).rstrip().splitlines():
+            self.line(line)
+        self.line(f"✗ {self._t('failed')}: {self._t('exit_code')} {op.exit_code}", style="bold red")
+
+    def output(self, step: StepResult) -> None:
+        records = step.actual.get("records") if isinstance(step.actual, dict) else None
+        if step.kind == "gateway_log" and records is not None:
             highlighter = JSONHighlighter()
             for record in records:
                 text = Text(pretty_json(record))
                 if self.console.color_system is not None:
                     highlighter.highlight(text)
                 self.line(text)
-            if not records and step.stdout.strip():
-                self.line(step.stdout.rstrip())
-        elif step.stdout.strip():
-            for raw in step.stdout.rstrip().splitlines():
+        elif step.output.strip():
+            for raw in step.output.rstrip().splitlines():
                 line = raw.rstrip("\r")
                 match = STATUS_LINE.match(line.strip())
                 if match:
@@ -259,34 +273,32 @@ class LiveRenderer:
                     self.line(line, style="bold green" if code < 400 else "bold yellow")
                 else:
                     self.line(line)
-        if step.exit_code not in (None, 0):
+        if step.exit_code not in (None, 0) and "exit code" not in step.output:
             self.line(f"command terminated with exit code {step.exit_code}", style="red")
-            if step.stderr.strip():
-                self.line(step.stderr.rstrip(), style="dim")
 
-    def failure(self, step: StepView) -> None:
+    def failure(self, step: StepResult, notes: StepNotes) -> None:
         for problem in step.problems:
             self.line(f"  - {problem}", style="red")
         if step.expected is not None:
             self.line(f"  {self._t('expected')}: {compact(step.expected)}", style="red")
         if step.actual is not None:
             self.line(f"  {self._t('actual')}:   {compact(step.actual)}", style="red")
-        if step.stderr.strip() and step.exit_code in (None, 0):
-            self.line(step.stderr.rstrip(), style="dim")
-        for hint in step.hints:
+        for hint in notes.hints:
             self.line(f"  {self._t('look_further')}: {hint}", style="yellow")
-        for line in step.log_tail.splitlines():
+        for line in notes.log_tail.splitlines():
             self.line(f"    │ {line}", style="dim")
 
     def summary(self, run: DemoRun) -> None:
         self.stop_status()
         self.line()
-        self.console.print(demo_matrix.to_table(run))
-        ok, lines = demo_matrix.verdict(run)
+        self.console.print(matrix.to_table(run))
+        ok, lines = matrix.verdict(run)
         for line in lines:
             self.line(line, style="bold green" if ok else "bold red")
+        for op in run.failed_setup:
+            self.line(f"  ✗ {self._t('setup_step')}: {op.command.splitlines()[0]}", style="red")
         for step in run.failed_steps:
-            first = step.command.splitlines()[0] if step.command else ""
+            first = step.kubectl.splitlines()[0] if step.kubectl else ""
             self.line(f"  ✗ {step.scenario} #{step.index} {step.kind}: {first}", style="red")
 
 

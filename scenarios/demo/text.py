@@ -70,6 +70,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "output": {"en": "output", "zh": "输出"},
     "result": {"en": "result", "zh": "结果"},
     "duration": {"en": "duration", "zh": "耗时"},
+    "traffic_paths": {"en": "Traffic paths", "zh": "流量路径"},
+    "client_pod": {"en": "curl pod", "zh": "curl pod"},
+    "sidecar": {"en": "sidecar", "zh": "sidecar"},
+    "sidecar_no_listener": {"en": "sidecar (no outbound listener)", "zh": "sidecar(无出站监听)"},
+    "gateway": {"en": "egress gateway", "zh": "出口网关"},
+    "setup_step": {"en": "setup", "zh": "准备"},
 }
 
 

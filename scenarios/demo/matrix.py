@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from scenarios.demo_model import DemoRun, Outcome, scenario_outcomes
-from scenarios.demo_text import DISABLED_ROW, MODES, POLICIES, pick, t
+from scenarios.demo.model import DemoRun
+from scenarios.demo.outcomes import Outcome, scenario_outcomes
+from scenarios.demo.text import DISABLED_ROW, MODES, POLICIES, pick, t
+from scenarios.names import EXTERNAL_HOSTS
 
-DESTINATIONS = ("httpbin.org", "httpstat.us")
+DESTINATIONS = EXTERNAL_HOSTS
 Row = tuple[str, str | None]
 ROWS: tuple[Row, ...] = (
     ("disabled", None),
@@ -71,7 +73,7 @@ def describe(outcome: Outcome, lang: str) -> str:
 def build(run: DemoRun) -> dict[Row, dict[str, Cell]]:
     observed: dict[Row, dict[str, Outcome]] = {}
     for scenario in run.scenarios:
-        row = (scenario.mode, scenario.policy)
+        row = (scenario.scenario.mode, scenario.scenario.policy)
         if row in ARTICLE and not scenario.skipped:
             observed.setdefault(row, {}).update(scenario_outcomes(scenario))
     return {
@@ -133,13 +135,13 @@ def mismatches(run: DemoRun) -> list[tuple[Row, str, Cell]]:
 def verdict(run: DemoRun) -> tuple[bool, list[str]]:
     """Whether the run reproduced the article, and the lines that say why not (or that it did)."""
     lang = run.lang
-    failed = run.failed_steps
+    failed = [*run.failed_setup, *run.failed_steps]
     broken = [s for s in run.scenarios if s.error]
     differ = mismatches(run)
     lines = []
     if failed:
         lines.append(t("some_failed", lang, n=len(failed)))
-    lines += [f"{s.name}: {s.error}" for s in broken]
+    lines += [f"{s.scenario.name}: {s.error}" for s in broken]
     if differ:
         lines.append(t("differ", lang, n=len(differ)))
     ok = not (failed or broken or differ)
