@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-BACKENDS = ["docker", "k3s", "kind", "k3d", "k3s-container", "external"]
+#: the backend list of scenarios/clusters/registry.py (read without installing egress-mesh)
+BACKENDS = list(runpy.run_path(str(Path(__file__).parent / "scenarios/clusters/registry.py"))["BACKENDS"])
 
 
 def _install(session: nox.Session) -> None:

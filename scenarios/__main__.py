@@ -22,13 +22,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from scenarios import options
-from scenarios.clusters import UnknownBackend, create
+from scenarios.clusters import CREATING_BACKENDS, UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
 from scenarios.exitcodes import EXIT_BACKEND, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from scenarios.format import ScenarioError, catalog_files, load_all, load_file
-
-#: backends whose clusters the harness creates (and records, see scenarios.clusters.records)
-CREATING_BACKENDS = ("kind", "k3d", "k3s-container")
 
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:

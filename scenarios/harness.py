@@ -26,9 +26,8 @@ from typing import Any
 from mesh.gateway import accesslog
 from scenarios import curl
 from scenarios.clusters.base import Cluster, OpResult
+from scenarios.format.common import DEFAULT_CURL_ARGS
 from scenarios.names import CURL_NAMESPACE, CURL_SELECTOR, GATEWAY_NAMESPACE, GATEWAY_SELECTOR, MANIFESTS_DIR
-
-DEFAULT_CURL_ARGS = ("-sI",)
 
 
 class CommandFailed(AssertionError):

@@ -12,8 +12,7 @@ import yaml
 
 from mesh.api.load import LoadError, load_text
 from scenarios.clusters.base import OpResult, join
-
-IMAGE_PREFIX = "egress-mesh/"
+from scenarios.images import REPOSITORY_PREFIX
 
 
 def combined_tag(refs: Iterable[str]) -> str:
@@ -60,7 +59,7 @@ def substitute_images(manifest: str, images: Mapping[str, str], pull_policy: str
         for spec in _pod_specs(doc):
             for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
                 image = str(container.get("image", ""))
-                if not image.startswith(IMAGE_PREFIX):
+                if not image.startswith(REPOSITORY_PREFIX):
                     continue
                 short = short_name(image)
                 if short in images:

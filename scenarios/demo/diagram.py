@@ -4,6 +4,7 @@ gateway, httpbin.org / httpstat.us) with the observed result on each edge, as a 
 
 from __future__ import annotations
 
+from mesh.gateway.tunnel import GATEWAY_PORT
 from scenarios.demo.matrix import DESTINATIONS, Cell, Row, build, row_labels
 from scenarios.demo.model import DemoRun
 from scenarios.demo.text import t
@@ -46,7 +47,7 @@ def mermaid(row: Row, cells: dict[str, Cell], lang: str) -> str:
     lines.append(f"  gateway[{_label(t('gateway', lang))}]")
     through = [h for h in DESTINATIONS if cells[h].observed is None or (cells[h].observed.status or 0) < 400]
     if through:
-        lines.append(f"  sidecar -- {_label('CONNECT :1080')} --> gateway")
+        lines.append(f"  sidecar -- {_label(f'CONNECT :{GATEWAY_PORT}')} --> gateway")
     for host in DESTINATIONS:
         source = "gateway" if host in through else "sidecar"
         lines.append(_edge(source, cells[host], _node(host), lang))

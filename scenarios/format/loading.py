@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from mesh.api.load import LoadError, load_text
+from mesh.api.load import MANIFEST_SUFFIXES, LoadError, load_text
 from scenarios.format.check_steps import ExecStep, GatewayLogStep, LogStep, RequestStep
 from scenarios.format.common import Model, Name, Step, StepMeta, Text, TextInput, TextObject
 from scenarios.format.errors import ScenarioError, describe
@@ -232,7 +232,7 @@ def is_path(ref: str | Path) -> bool:
     """Whether ``ref`` names a file (rather than a catalog scenario)."""
     text = str(ref)
     return (
-        isinstance(ref, Path) or Path(text).suffix in (".yaml", ".yml") or Path(text).exists() or "/" in text
+        isinstance(ref, Path) or Path(text).suffix in MANIFEST_SUFFIXES or Path(text).exists() or "/" in text
     )
 
 
