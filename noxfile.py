@@ -20,9 +20,12 @@ def _install(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, then the import layers of pyproject.toml's [tool.importlinter] (mesh never imports the
+    harness; API at the bottom, the CLI and the harness on top)."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session
