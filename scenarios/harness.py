@@ -12,22 +12,44 @@ cluster to "mesh just installed")::
 
 Setup operations (``apply``, ``delete``, ``patch``, ``run``, ``wait_ready``) raise ``CommandFailed``
 (an AssertionError naming the command, its exit code and output) unless ``check=False``. Observations
-(``request``, ``exec``, ``pod_log``, ``gateway_records``) return what came back, for the test to judge.
+(``request``, ``exec``, ``pod_log``, ``gateway_records``) return what came back, for the test to judge;
+since a change reaches the sidecars within about a second, each takes ``until=`` (a predicate on
+what came back) and then repeats until it holds or ``timeout`` seconds pass, returning the last.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from mesh.gateway import accesslog
 from scenarios import curl
 from scenarios.clusters.base import Cluster, OpResult
 from scenarios.format.common import DEFAULT_CURL_ARGS
 from scenarios.names import CURL_NAMESPACE, CURL_SELECTOR, GATEWAY_NAMESPACE, GATEWAY_SELECTOR, MANIFESTS_DIR
+
+#: how long an observation with ``until=`` keeps trying, and how often
+DEFAULT_TIMEOUT = 15.0
+POLL_INTERVAL = 0.3
+T = TypeVar("T")
+
+
+def repeat_until(observe: Callable[[], T], until: Callable[[T], bool] | None, timeout: float) -> T:
+    """``observe()`` once, or (with ``until``) until ``until(result)`` or ``timeout``; the last result."""
+    if until is None:
+        return observe()
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(POLL_INTERVAL),
+        retry=retry_if_result(lambda result: not until(result)),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(observe)
 
 
 class CommandFailed(AssertionError):
@@ -158,36 +180,73 @@ class MeshHarness:
         container: str,
         urls: Sequence[str],
         curl_args: Sequence[str] = DEFAULT_CURL_ARGS,
+        *,
+        until: Callable[[Reply], bool] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> Reply:
         """``curl CURL_ARGS URL...`` in the pod's container (the article's ``curl -sI``), parsed."""
-        op = self.cluster.exec(namespace, selector, container, ["curl", *curl_args, *urls])
-        return Reply(op, curl.parse(op.stdout, head=curl.sends_head(curl_args)))
 
-    def exec(self, namespace: str, selector: str, container: str, argv: Sequence[str]) -> OpResult:
-        return self.cluster.exec(namespace, selector, container, list(argv))
+        def once() -> Reply:
+            op = self.cluster.exec(namespace, selector, container, ["curl", *curl_args, *urls])
+            return Reply(op, curl.parse(op.stdout, head=curl.sends_head(curl_args)))
+
+        return repeat_until(once, until, timeout)
+
+    def exec(
+        self,
+        namespace: str,
+        selector: str,
+        container: str,
+        argv: Sequence[str],
+        *,
+        until: Callable[[OpResult], bool] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> OpResult:
+        return repeat_until(
+            lambda: self.cluster.exec(namespace, selector, container, list(argv)), until, timeout
+        )
 
     def pod_ip(self, namespace: str, selector: str) -> str:
         return self.cluster.pod_ip(namespace, selector)
 
-    def pod_log(self, namespace: str, selector: str, container: str | None = None) -> PodLog:
+    def pod_log(
+        self,
+        namespace: str,
+        selector: str,
+        container: str | None = None,
+        *,
+        until: Callable[[PodLog], bool] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> PodLog:
         """The log of the first pod matching ``selector`` (one container's with ``container``)."""
-        op = self.cluster.logs(namespace, selector, container)
-        if not op.ok:
-            raise CommandFailed(op)
-        return PodLog(op, op.stdout.splitlines())
+
+        def once() -> PodLog:
+            op = self.cluster.logs(namespace, selector, container)
+            if not op.ok:
+                raise CommandFailed(op)
+            return PodLog(op, op.stdout.splitlines())
+
+        return repeat_until(once, until, timeout)
 
     def gateway_records(
         self,
         namespace: str = GATEWAY_NAMESPACE,
         selector: str = GATEWAY_SELECTOR,
         container: str | None = None,
+        *,
+        until: Callable[[GatewayRecords], bool] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> GatewayRecords:
         """The gateway's request and connection records; a record breaking the contract is an error."""
-        log = self.pod_log(namespace, selector, container)
-        requests, connections = accesslog.parse_lines(log.text)
-        for record in [*requests, *connections]:
-            accesslog.validate(record)
-        return GatewayRecords(log.op, requests, connections)
+
+        def once() -> GatewayRecords:
+            log = self.pod_log(namespace, selector, container)
+            requests, connections = accesslog.parse_lines(log.text)
+            for record in [*requests, *connections]:
+                accesslog.validate(record)
+            return GatewayRecords(log.op, requests, connections)
+
+        return repeat_until(once, until, timeout)
 
     @staticmethod
     def _checked(op: OpResult, check: bool, exit_code: int = 0) -> OpResult:

@@ -86,11 +86,13 @@ def test_policy_mode_refuses_httpstat(mesh):
     mesh.deploy_sample_client()
     mesh.patch("meshconfig", "osm-mesh-config", "osm-system", {"spec": {"traffic": {"enableEgress": False}}})
     mesh.apply(EGRESS)
-    reply = mesh.request("curl", "app=curl", "curl", ["http://httpbin.org/get", "http://httpstat.us/200"],
-                         curl_args=["-si"])
+    urls = ["http://httpbin.org/get", "http://httpstat.us/200"]
+    reply = mesh.request(
+        "curl", "app=curl", "curl", urls, curl_args=["-si"], until=lambda r: r.statuses == [200, 403]
+    )
     assert reply.exit_code == 0 and reply.statuses == [200, 403]
     assert reply.responses[1].body == "Access denied"
-    records = mesh.pod_log("curl", "app=curl", "sidecar").records
+    records = mesh.pod_log("curl", "app=curl", "sidecar", until=lambda log: "deny" in log.text).records
     denied = [r for r in records if r.get("event") == "decision" and r.get("decision") == "deny"]
     assert [r["host"] for r in denied] == ["httpstat.us"]
 '''
