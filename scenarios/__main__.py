@@ -5,7 +5,7 @@
     python -m scenarios images [--base-image IMG]
     python -m scenarios doctor [--backend B]    what the backend needs and what is missing here
     python -m scenarios clean [--list]          kept clusters (--keep): list them, remove them
-    python -m scenarios demo ...        (handled by scenarios.demo when it exists)
+    python -m scenarios demo ...        the live walkthrough (scenarios.demo)
 
 Exit codes: 0 all expectations held, 1 an expectation failed, 2 a usage or scenario-file error,
 3 the backend is unavailable or could not be set up (doctor: something required is missing;
@@ -15,34 +15,21 @@ clean: a cluster could not be removed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 
-from scenarios.clusters import UnknownBackend, create
-from scenarios.clusters import options as backend_flags
+from scenarios import options
+from scenarios.clusters import CREATING_BACKENDS, UnknownBackend, create
 from scenarios.clusters.base import BackendOptions, BackendUnavailable
+from scenarios.exitcodes import EXIT_BACKEND, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from scenarios.format import ScenarioError, catalog_files, load_all, load_file
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BACKEND = 3
-EXIT_INTERRUPTED = 130
-#: backends whose clusters the harness creates (and records, see scenarios.clusters.records)
-CREATING_BACKENDS = ("kind", "k3d", "k3s-container")
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to a backend takes (the demo and pytest reuse them)."""
-    backend_flags.add_to_parser(parser.add_argument)
 
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
-    return backend_flags.backend_options(vars(args).get)
+    return options.backend_options(vars(args).get)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run scenarios (default: the whole catalog) on a backend")
     run.add_argument("scenarios", nargs="*", metavar="NAME|FILE", help="catalog name or scenario file")
-    add_backend_arguments(run)
-    run.add_argument("--report", metavar="FILE.json", help="write a JSON report of every step")
+    options.add_run_options(run.add_argument)
     run.add_argument("--lang", choices=["en", "zh"], default="en", help="narration language")
     run.add_argument("-v", "--verbose", action="store_true", help="show retries and backend commands")
 
@@ -67,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     doctor = commands.add_parser("doctor", help="what a backend needs, what is missing here, how to fix it")
-    add_backend_arguments(doctor)
+    options.add_backend_options(doctor.add_argument)
 
     clean = commands.add_parser("clean", help="list and remove the clusters kept with --keep")
     clean.add_argument("--list", action="store_true", help="only list them")
@@ -99,7 +85,8 @@ def progress_printer(console: Console, verbose: bool) -> Callable[[str], None]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from scenarios import report
-    from scenarios.runner import ConsoleObserver, Runner, prepare
+    from scenarios.pipeline import prepare
+    from scenarios.runner import ConsoleObserver, Runner
 
     scenarios = load_all(args.scenarios)
     cluster = create(args.backend, backend_options(args))
@@ -190,11 +177,9 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_demo(argv: Sequence[str], console: Console) -> int:
-    """Hands over to ``scenarios.demo.main(argv) -> int`` (the demo owns its options)."""
-    if importlib.util.find_spec("scenarios.demo") is None:
-        console.print("[bold red]error:[/] the demo is not available in this version (scenarios/demo.py)")
-        return EXIT_USAGE
-    demo = importlib.import_module("scenarios.demo")
+    """Hands over to ``scenarios.demo.cli.main(argv) -> int`` (the demo owns its options)."""
+    from scenarios.demo import cli as demo
+
     return int(demo.main(list(argv)) or 0)
 
 

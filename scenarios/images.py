@@ -3,7 +3,8 @@
 Tags follow the content (base image id, Dockerfile, dependency list, sources), so an unchanged
 image is not rebuilt. Python dependencies are wheels downloaded on the host for the image's
 Python (cached under ``~/.cache/egress-mesh/wheels``), and egress-mesh itself is a wheel built
-from this checkout, so no build step needs the network.
+from this checkout or packed from the installed package (``scenarios.distribution``), so no
+build step needs the network.
 
     python -m scenarios.images [--base-image debian:bookworm-slim] [--save DIR]
 """
@@ -18,23 +19,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from scenarios.base_image import BaseImageError, Progress, docker_client, ensure_base_image, image_exists
+from scenarios.distribution import ROOT, SourceError, mesh_source, skipped
 
 NAMES = ("proxy", "gateway", "controller", "curl", "standin")
 MESH_NAMES = ("proxy", "gateway", "controller")
 REPOSITORY_PREFIX = "egress-mesh/"
 LABEL = "egress-mesh.io/image"
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES_DIR = ROOT / "mesh" / "images"
-DOCKERFILE = IMAGES_DIR / "Dockerfile"
-STANDIN_DIR = IMAGES_DIR / "standin"
-#: what goes into the egress-mesh wheel (copied to a scratch dir so the checkout stays clean)
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "mesh", "scenarios")
-_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+IMAGES_DIR = Path("mesh", "images")
 
 
 class ImageBuildError(RuntimeError):
@@ -46,9 +41,8 @@ def repository(name: str) -> str:
 
 
 def requirements(root: Path = ROOT) -> list[str]:
-    """The runtime dependencies of the egress-mesh package (``[project].dependencies``)."""
-    with open(root / "pyproject.toml", "rb") as f:
-        return list(tomllib.load(f)["project"]["dependencies"])
+    """The runtime dependencies of the egress-mesh package (what the images install)."""
+    return list(mesh_source(root).requirements)
 
 
 def tree_digest(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> str:
@@ -58,7 +52,7 @@ def tree_digest(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> str:
     for top in paths:
         files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
         for path in files:
-            if _SKIP_DIRS.intersection(path.parts) or path.suffix == ".pyc":
+            if skipped(path):
                 continue
             if any(path.is_relative_to(e) for e in excluded):
                 continue
@@ -73,11 +67,13 @@ def _short(*parts: str) -> str:
 
 def compute_tags(base_id: str, root: Path = ROOT) -> dict[str, str]:
     """``{short name: "egress-mesh/NAME:TAG"}`` for every image, from content only."""
-    dockerfile = (root / "mesh/images/Dockerfile").read_text()
+    source = mesh_source(root)
+    dockerfile = (root / IMAGES_DIR / "Dockerfile").read_text()
     os_part = _short(base_id, dockerfile)
-    runtime_part = _short(os_part, *requirements(root))
-    standin_part = tree_digest([root / "mesh/images/standin"])
-    mesh_part = tree_digest([root / "pyproject.toml", root / "mesh"], exclude=[root / "mesh/images"])
+    runtime_part = _short(os_part, *source.requirements)
+    standin_part = tree_digest([root / IMAGES_DIR / "standin"])
+    code = tree_digest([root / "mesh"], exclude=[root / IMAGES_DIR])
+    mesh_part = _short(code, source.version, *source.scripts)
     tags = {
         "curl": _short(os_part, "curl"),
         "standin": _short(runtime_part, standin_part, "standin"),
@@ -130,34 +126,25 @@ def download_dependency_wheels(python_version: str, say: Progress, root: Path = 
 
 
 def build_mesh_wheel(dest: Path, root: Path = ROOT) -> Path:
-    """A pure wheel of egress-mesh built from a scratch copy of the checkout."""
-    with tempfile.TemporaryDirectory(prefix="egress-mesh-src-") as scratch:
-        for name in WHEEL_SOURCES:
-            src = root / name
-            if src.is_dir():
-                shutil.copytree(src, Path(scratch, name), ignore=shutil.ignore_patterns(*_SKIP_DIRS, "*.pyc"))
-            elif src.is_file():
-                shutil.copy2(src, Path(scratch, name))
-        _pip(
-            ["wheel", "--no-deps", "--quiet", "--wheel-dir", str(dest), scratch],
-            "building the egress-mesh wheel",
-        )
-    wheels = sorted(dest.glob("egress_mesh-*.whl"))
-    if not wheels:
-        raise ImageBuildError("pip wheel produced no egress_mesh wheel")
-    return wheels[-1]
+    """A pure wheel of egress-mesh (from the checkout, or packed from the installed package)."""
+    try:
+        return mesh_source(root).build_wheel(dest)
+    except SourceError as exc:
+        raise ImageBuildError(str(exc)) from None
 
 
 def assemble_context(context: Path, deps: Path, mesh_wheel: Path | None, root: Path = ROOT) -> Path:
     """Lay out the build context: Dockerfile, wheels/deps, wheels/mesh, standin/."""
-    shutil.copy2(root / "mesh/images/Dockerfile", context / "Dockerfile")
+    shutil.copy2(root / IMAGES_DIR / "Dockerfile", context / "Dockerfile")
     shutil.copytree(deps, context / "wheels/deps")
     (context / "wheels/mesh").mkdir(parents=True)
     shutil.copy2(deps / "pip.whl", context / "wheels/mesh/pip.whl")
     if mesh_wheel is not None:
         shutil.copy2(mesh_wheel, context / "wheels/mesh" / mesh_wheel.name)
     shutil.copytree(
-        root / "mesh/images/standin", context / "standin", ignore=shutil.ignore_patterns(*_SKIP_DIRS, "*.pyc")
+        root / IMAGES_DIR / "standin",
+        context / "standin",
+        ignore=lambda d, names: [n for n in names if skipped(Path(d, n))],
     )
     return context
 
@@ -250,7 +237,7 @@ def build_all(
     with tempfile.TemporaryDirectory(prefix="egress-mesh-build-") as tmp:
         os_context = Path(tmp, "os")
         os_context.mkdir()
-        shutil.copy2(DOCKERFILE, os_context / "Dockerfile")
+        shutil.copy2(ROOT / IMAGES_DIR / "Dockerfile", os_context / "Dockerfile")
         os_id = _build(client, os_context, "os", base, None, say)
         python_version = _python_version(client, os_id)
         deps = download_dependency_wheels(python_version, say)

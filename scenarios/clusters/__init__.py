@@ -9,16 +9,9 @@ from __future__ import annotations
 import importlib
 
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, Cluster
+from scenarios.clusters.registry import BACKENDS, CREATING_BACKENDS, DEFAULT_BACKEND
 
-#: backend name -> "module:Class"
-BACKENDS: dict[str, str] = {
-    "docker": "scenarios.clusters.docker:DockerCluster",
-    "k3s": "scenarios.clusters.k3s:K3sCluster",
-    "kind": "scenarios.clusters.kind:KindCluster",
-    "k3d": "scenarios.clusters.k3d:K3dCluster",
-    "k3s-container": "scenarios.clusters.k3s_container:K3sContainerCluster",
-    "external": "scenarios.clusters.external:ExternalCluster",
-}
+__all__ = ["BACKENDS", "CREATING_BACKENDS", "DEFAULT_BACKEND", "UnknownBackend", "backend_class", "create"]
 
 
 class UnknownBackend(ValueError):

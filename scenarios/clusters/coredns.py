@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from scenarios.clusters.base import OpResult
-
-if TYPE_CHECKING:
-    from scenarios.clusters.kubernetes import KubernetesCluster
 
 STANDIN_NAMESPACE = "external-services"
 #: public name -> Service in STANDIN_NAMESPACE
@@ -155,6 +152,20 @@ def rollout_status_argv(timeout: int = 120) -> list[str]:
 
 
 # ---- against a cluster --------------------------------------------------------------------------
+class KubernetesCluster(Protocol):
+    """What the rules need of a Kubernetes backend (``scenarios.clusters.kubernetes`` has it)."""
+
+    coredns_mode: str
+
+    def _run(self, argv: Sequence[str], display: str | None = None, stdin: str | None = None) -> OpResult: ...
+
+    def kubectl(self, *args: str) -> OpResult: ...
+
+    def _get_json(self, *args: str) -> dict: ...
+
+    def diagnose(self, namespace: str, selector: str) -> str: ...
+
+
 def _current(cluster: KubernetesCluster) -> str:
     data = cluster._get_json("configmap", CONFIGMAP, "-n", CONFIGMAP_NAMESPACE)
     corefile = (data.get("data") or {}).get(COREFILE_KEY)

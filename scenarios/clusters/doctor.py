@@ -21,10 +21,11 @@ from scenarios.clusters.base import BackendOptions
 from scenarios.clusters.k3d import K3D_VERSION
 from scenarios.clusters.kind import KIND_NODE_IMAGES, KIND_VERSION
 from scenarios.clusters.kubernetes import KUBECTL_VERSION, default_kubeconfig, minor_of
+from scenarios.clusters.registry import CREATING_BACKENDS
 
 GIB = 1024**3
 #: free disk each backend wants where Docker keeps images (node images, our images, a cluster)
-FREE_DISK_GIB = {"docker": 5, "kind": 10, "k3d": 10, "k3s-container": 10, "k3s": 3, "external": 5}
+FREE_DISK_GIB = {"docker": 5, "k3s": 3, "external": 5} | dict.fromkeys(CREATING_BACKENDS, 10)
 #: what kind and k3d start without --k8s-version
 NEWEST_MINOR = max(KIND_NODE_IMAGES, key=lambda minor: tuple(int(x) for x in minor.split(".")))
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -222,7 +223,7 @@ def checks(backend: str, options: BackendOptions) -> list[Check]:
             found.append(Check("root for k3s ctr", False, "not root and sudo -n refused", "run as root"))
     if backend != "docker":
         found += program("kubectl")
-    if backend in ("kind", "k3d", "k3s-container"):
+    if backend in CREATING_BACKENDS:
         try:
             found += kubectl_skew(minor_of(options.k8s_version) if options.k8s_version else NEWEST_MINOR)
         except ValueError as error:

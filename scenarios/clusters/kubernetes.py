@@ -1,26 +1,25 @@
 """What every Kubernetes backend shares: kubectl/meshctl subprocesses against one kubeconfig.
 
 Subclasses (k3s, kind, k3d, k3s-container, external) only say how the cluster comes up, goes
-down and receives images. Command lines are built by pure functions (tested without a cluster);
-every ``OpResult.command`` is the kubectl command as a user would type it, in the article's form.
+down and receives images. Command lines are built by pure functions (``commands``, tested without
+a cluster); every ``OpResult.command`` is the kubectl command as a user would type it, in the
+article's form. Pods are picked and diagnosed by ``pods``, images moved by ``k8s_images``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from mesh.api.resources import DEFAULT_MESHCONFIG_NAME, MONITORED_BY_LABEL
 from scenarios.clusters import coredns
 from scenarios.clusters.base import (
     BackendOptions,
@@ -31,10 +30,37 @@ from scenarios.clusters.base import (
     Unsupported,
     join,
 )
+from scenarios.clusters.commands import (
+    apply_argv,
+    apply_display,
+    apply_target,
+    delete_argv,
+    exec_argv,
+    exec_display,
+    get_pods_argv,
+    install_argv,
+    logs_argv,
+    logs_display,
+    map_osm_argv,
+    meshctl_base,
+    patch_argv,
+    reset_argvs,
+    uninstall_argv,
+    wait_display,
+)
+from scenarios.clusters.k8s_images import (
+    combined_tag,
+    docker_tag,
+    export_images,
+    missing_refs,
+    retag_plan,
+    short_name,
+    substitute_images,
+)
+from scenarios.clusters.pods import container_problem, describe_not_ready, live_pods, pick_pod, pod_is_ready
+from scenarios.names import GATEWAY_NAMESPACE, GATEWAY_SELECTOR, MANIFESTS_DIR, SAMPLE_NAMESPACES
 
-IMAGE_PREFIX = "egress-mesh/"
-STANDINS_MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "standins.yaml"
-MESHCONFIG_NAME = "osm-mesh-config"
+STANDINS_MANIFEST = MANIFESTS_DIR / "standins.yaml"
 COMMAND_TIMEOUT = 300.0
 #: the kubectl CI installs (and doctor suggests): one minor of skew each way covers 1.35-1.37
 KUBECTL_VERSION = "v1.36.4"
@@ -42,327 +68,6 @@ KUBECTL_VERSION = "v1.36.4"
 SYSTEM_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 )
-#: the article's sample namespaces: always removed by reset(), so every scenario can create them
-SAMPLE_NAMESPACES = frozenset({"curl", "egress-gateway"})
-#: custom resources removed by reset() in every namespace
-POLICY_RESOURCES = ("egresses.policy.openservicemesh.io", "egressgateways.policy.openservicemesh.io")
-
-
-# ---- pure command builders ------------------------------------------------------------------------
-def pod_name_lookup(namespace: str, selector: str) -> str:
-    """The article's ``$(kubectl get pod ...)`` sub-command that finds the pod by label."""
-    return f"\"$(kubectl get pod -n {namespace} -l {selector} -o jsonpath='{{.items..metadata.name}}')\""
-
-
-def exec_display(namespace: str, selector: str, container: str, argv: Sequence[str]) -> str:
-    """``kubectl exec "$(kubectl get pod -n curl -l app=curl -o jsonpath=...)" -n curl -c curl -- ...``"""
-    return (
-        f"kubectl exec {pod_name_lookup(namespace, selector)} -n {namespace} -c {container} -- {join(argv)}"
-    )
-
-
-def exec_argv(pod: str, namespace: str, container: str, argv: Sequence[str]) -> list[str]:
-    return ["kubectl", "exec", pod, "-n", namespace, "-c", container, "--", *argv]
-
-
-def logs_display(namespace: str, selector: str, container: str | None = None) -> str:
-    command = f"kubectl logs -n {namespace} {pod_name_lookup(namespace, selector)}"
-    return f"{command} -c {container}" if container else command
-
-
-def logs_argv(pod: str, namespace: str, container: str | None = None, tail: int | None = None) -> list[str]:
-    argv = ["kubectl", "logs", "-n", namespace, pod]
-    if container:
-        argv += ["-c", container]
-    if tail is not None:
-        argv.append(f"--tail={tail}")
-    return argv
-
-
-def apply_argv(namespace: str | None = None) -> list[str]:
-    return ["kubectl", "apply", *(["-n", namespace] if namespace else []), "-f", "-"]
-
-
-def apply_display(manifest: str, namespace: str | None = None) -> str:
-    """``kubectl apply -f - <<EOF ... EOF`` exactly as the article writes it."""
-    body = manifest if manifest.endswith("\n") else manifest + "\n"
-    return f"{join(apply_argv(namespace))} <<EOF\n{body}EOF"
-
-
-def delete_argv(kind: str, name: str, namespace: str | None = None) -> list[str]:
-    return ["kubectl", "delete", kind, name, *(["-n", namespace] if namespace else [])]
-
-
-def patch_argv(
-    kind: str, name: str, namespace: str | None, patch: Mapping, patch_type: str = "merge"
-) -> list[str]:
-    body = json.dumps(patch, separators=(",", ":"))
-    ns = ["-n", namespace] if namespace else []
-    return ["kubectl", "patch", kind, name, *ns, "-p", body, f"--type={patch_type}"]
-
-
-def reset_argvs(
-    namespaces: Sequence[str], mesh_namespace: str, meshconfig_spec: dict | None
-) -> list[list[str]]:
-    """What ``reset()`` runs: policies gone everywhere, sample namespaces gone (their pods
-    force-deleted first so that is quick), MeshConfig spec back to the install's."""
-    argvs = [
-        ["kubectl", "delete", resource, "--all", "--all-namespaces", "--ignore-not-found", "--wait=false"]
-        for resource in POLICY_RESOURCES
-    ]
-    for ns in namespaces:
-        argvs.append(
-            ["kubectl", "delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", "--wait=false"]
-        )
-    if namespaces:
-        argvs.append(["kubectl", "delete", "namespace", *namespaces, "--ignore-not-found", "--timeout=180s"])
-    if meshconfig_spec is not None:
-        argvs.append(patch_argv("meshconfig", MESHCONFIG_NAME, mesh_namespace, {"spec": meshconfig_spec}))
-    return argvs
-
-
-def get_pods_argv(namespace: str, selector: str | None) -> list[str]:
-    return ["kubectl", "get", "pods", "-n", namespace, *(["-l", selector] if selector else []), "-o", "json"]
-
-
-def wait_display(namespace: str, selector: str, timeout: float) -> str:
-    target = ["-l", selector] if selector else ["--all"]
-    return join(
-        [
-            "kubectl",
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            *target,
-            "-n",
-            namespace,
-            f"--timeout={int(timeout)}s",
-        ]
-    )
-
-
-def meshctl_base() -> list[str]:
-    """``meshctl`` from PATH, else the same program through this interpreter."""
-    return ["meshctl"] if shutil.which("meshctl") else [sys.executable, "-m", "mesh.cli"]
-
-
-def install_argv(
-    options: MeshOptions, registry: str, tag: str, pull_policy: str, base: Sequence[str] = ("meshctl",)
-) -> list[str]:
-    """The article's ``osm install`` options plus where the images are."""
-    argv = [
-        *base,
-        "install",
-        "--mesh-name",
-        options.mesh_name,
-        "--osm-namespace",
-        options.mesh_namespace,
-        f"--set=osm.enableEgress={str(options.enable_egress).lower()}",
-        f"--set=osm.image.registry={registry}",
-        f"--set=osm.image.tag={tag}",
-        f"--set=osm.image.pullPolicy={pull_policy}",
-    ]
-    argv += [f"--set={key}={value}" for key, value in options.extra_set.items()]
-    return argv
-
-
-def uninstall_argv(options: MeshOptions, base: Sequence[str] = ("meshctl",)) -> list[str]:
-    return [
-        *base,
-        "uninstall",
-        "--mesh-name",
-        options.mesh_name,
-        "--osm-namespace",
-        options.mesh_namespace,
-        "--delete-crds",
-    ]
-
-
-def map_osm_argv(argv: Sequence[str], base: Sequence[str] = ("meshctl",)) -> list[str]:
-    """``osm namespace add curl`` -> ``meshctl namespace add curl`` (same program, article name)."""
-    return [*base, *argv[1:]]
-
-
-def combined_tag(refs: Iterable[str]) -> str:
-    """One tag for a set of content-tagged images, since ``meshctl --set osm.image.tag`` takes one."""
-    digest = hashlib.sha256("\n".join(sorted(refs)).encode()).hexdigest()
-    return f"run-{digest[:12]}"
-
-
-def short_name(ref: str) -> str:
-    """``egress-mesh/proxy:abc`` -> ``proxy``; ``reg:5000/x/proxy@sha256:..`` -> ``proxy``."""
-    name = ref.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0]
-
-
-def retag_plan(images: Iterable[str], registry: str, tag: str) -> dict[str, str]:
-    """Source ref -> ``REGISTRY/<short>:TAG`` for every image."""
-    return {ref: f"{registry.rstrip('/')}/{short_name(ref)}:{tag}" for ref in images}
-
-
-def _pod_specs(doc: dict) -> Iterable[dict]:
-    kind = doc.get("kind")
-    spec = doc.get("spec") or {}
-    if kind == "Pod":
-        yield spec
-    elif kind == "CronJob":
-        yield (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
-    elif isinstance(spec.get("template"), dict):
-        yield spec["template"].get("spec") or {}
-
-
-def substitute_images(manifest: str, images: Mapping[str, str], pull_policy: str | None = None) -> str:
-    """Point ``egress-mesh/<short>[:any]`` images at the loaded refs (``images``: short -> ref).
-
-    Returns the manifest unchanged (same text) when no container uses an egress-mesh image."""
-    docs = list(yaml.safe_load_all(manifest))
-    changed = False
-    for doc in docs:
-        if not isinstance(doc, dict):
-            continue
-        for spec in _pod_specs(doc):
-            for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-                image = str(container.get("image", ""))
-                if not image.startswith(IMAGE_PREFIX):
-                    continue
-                short = short_name(image)
-                if short in images:
-                    container["image"] = images[short]
-                    if pull_policy:
-                        container["imagePullPolicy"] = pull_policy
-                    changed = True
-    if not changed:
-        return manifest
-    return yaml.safe_dump_all([d for d in docs if d is not None], sort_keys=False)
-
-
-def apply_target(argv: Sequence[str]) -> tuple[str, str | None] | None:
-    """For ``kubectl apply|create [-n NS] -f FILE``: (FILE, NS), so local files get image substitution."""
-    if len(argv) < 4 or argv[0] != "kubectl" or argv[1] not in ("apply", "create"):
-        return None
-    filename = namespace = None
-    rest = list(argv[2:])
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        value = rest[i + 1] if i + 1 < len(rest) else None
-        if arg in ("-f", "--filename"):
-            filename, i = value, i + 2
-        elif arg in ("-n", "--namespace"):
-            namespace, i = value, i + 2
-        elif arg.startswith("--filename="):
-            filename, i = arg.split("=", 1)[1], i + 1
-        elif arg.startswith("--namespace="):
-            namespace, i = arg.split("=", 1)[1], i + 1
-        elif arg.startswith("-"):
-            return None  # flags we do not interpret: hand the command to kubectl as it is
-        else:
-            return None
-    if not filename or filename == "-" or "://" in filename or not Path(filename).is_file():
-        return None
-    return filename, namespace
-
-
-# ---- readiness diagnosis (pure) -------------------------------------------------------------------
-def pod_is_ready(pod: dict) -> bool:
-    status = pod.get("status") or {}
-    if status.get("phase") == "Succeeded":
-        return True
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def live_pods(pods: Iterable[dict]) -> list[dict]:
-    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-
-
-def pick_pod(pods: Iterable[dict]) -> dict | None:
-    """The pod the article's ``$(kubectl get pod ...)`` would mean: live, running, ready first."""
-    candidates = live_pods(pods)
-    candidates.sort(
-        key=lambda p: (
-            not pod_is_ready(p),
-            (p.get("status") or {}).get("phase") != "Running",
-            p["metadata"]["name"],
-        )
-    )
-    return candidates[0] if candidates else None
-
-
-def _container_problem(status: dict) -> str | None:
-    state = status.get("state") or {}
-    name = status.get("name", "?")
-    restarts = status.get("restartCount", 0)
-    suffix = f" (restarts: {restarts})" if restarts else ""
-    if "waiting" in state:
-        waiting = state["waiting"] or {}
-        return (
-            f"container {name} waiting: {waiting.get('reason', '?')} {waiting.get('message', '')}".rstrip()
-            + suffix
-        )
-    if "terminated" in state:
-        term = state["terminated"] or {}
-        if term.get("exitCode", 0) == 0 and term.get("reason") == "Completed":
-            return None
-        return (
-            f"container {name} terminated: {term.get('reason', '?')} exit code {term.get('exitCode')} "
-            f"{term.get('message', '')}".rstrip()
-            + suffix
-        )
-    if not status.get("ready", False):
-        return f"container {name} running but not ready{suffix}"
-    return None
-
-
-def describe_not_ready(
-    namespace: str,
-    selector: str,
-    pods: Sequence[dict],
-    events: Sequence[dict],
-    logs: Mapping[tuple[str, str], str],
-) -> str:
-    """Why pods matching ``selector`` are not ready: status, events, last log lines."""
-    what = f"pods -l {selector}" if selector else "pods"
-    lines = [f"{what} in namespace {namespace} not ready:"]
-    pods = live_pods(pods)
-    if not pods:
-        lines.append(
-            "  no pod exists (check the Deployment/ReplicaSet events below, e.g. a webhook refusing pods)"
-        )
-    for pod in pods:
-        if pod_is_ready(pod):
-            continue
-        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-        lines.append(f"  pod {meta.get('name')}: phase {status.get('phase', '?')}")
-        for cond in status.get("conditions") or []:
-            if cond.get("status") != "True" and (cond.get("reason") or cond.get("message")):
-                lines.append(
-                    f"    {cond.get('type')}: {cond.get('reason', '')} {cond.get('message', '')}".rstrip()
-                )
-        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-            problem = _container_problem(cs)
-            if problem:
-                lines.append(f"    {problem}")
-    names = {(p.get("metadata") or {}).get("name") for p in pods}
-    relevant = [
-        e
-        for e in events
-        if e.get("type") == "Warning" or (e.get("involvedObject") or {}).get("name") in names or not pods
-    ]
-    if relevant:
-        lines.append("  events:")
-        for event in relevant[-15:]:
-            obj = event.get("involvedObject") or {}
-            lines.append(
-                f"    {event.get('type', '')} {obj.get('kind', '')}/{obj.get('name', '')}: "
-                f"{event.get('reason', '')}: {event.get('message', '')}"
-            )
-    for (pod, container), text in logs.items():
-        tail = [line for line in text.splitlines() if line.strip()][-10:]
-        if tail:
-            lines.append(f"  last log lines of {pod}/{container}:")
-            lines += [f"    {line}" for line in tail]
-    return "\n".join(lines)
 
 
 def default_kubeconfig(explicit: str | None = None) -> str | None:
@@ -402,55 +107,6 @@ def pick_version(version: str | None, pinned: Mapping[str, str]) -> str:
     return bare
 
 
-def save_display(ref: str, directory: str | Path) -> str:
-    return join(["docker", "save", "-o", str(Path(directory) / f"{short_name(ref)}.tar"), ref])
-
-
-def export_images(refs: Sequence[str], directory: str | Path) -> tuple[list[OpResult], list[str]]:
-    """``docker save`` each image into ``DIRECTORY/<short>.tar`` (``scenarios.images.save`` when present)."""
-    try:
-        from scenarios.images import save
-    except ImportError:
-        save = None
-    if save is not None:
-        files = [str(f) for f in save(list(refs), directory)]
-        return [OpResult(save_display(ref, directory)) for ref in refs], files
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    results, files = [], []
-    for ref in refs:
-        target = Path(directory) / f"{short_name(ref)}.tar"
-        argv = ["docker", "save", "-o", str(target), ref]
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        results.append(OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr))
-        files.append(str(target))
-    return results, files
-
-
-def normalize_ref(ref: str) -> str:
-    """A reference as containerd and the kubelet spell it: ``egress-mesh/proxy:t`` ->
-    ``docker.io/egress-mesh/proxy:t``, ``busybox`` -> ``docker.io/library/busybox:latest``."""
-    name, at, digest = ref.partition("@")
-    first, slash, _ = name.partition("/")
-    if not slash or not ("." in first or ":" in first or first == "localhost"):
-        name = f"docker.io/{name if slash else 'library/' + name}"
-    if not at and ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name + at + digest
-
-
-def missing_refs(wanted: Iterable[str], present: Iterable[str]) -> list[str]:
-    """The refs of ``wanted`` that a ``ctr images ls -q`` listing (``present``) lacks."""
-    have = {normalize_ref(ref) for ref in present}
-    return [ref for ref in wanted if normalize_ref(ref) not in have]
-
-
-def docker_tag(source: str, target: str) -> OpResult:
-    argv = ["docker", "tag", source, target]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    return OpResult(join(argv), proc.returncode, proc.stdout, proc.stderr)
-
-
-# ---- the backend ----------------------------------------------------------------------------------
 class KubernetesCluster(Cluster):
     """A Cluster reached through ``kubectl`` and ``meshctl`` with ``KUBECONFIG`` set."""
 
@@ -640,8 +296,8 @@ class KubernetesCluster(Cluster):
         results.append(self.wait_ready(options.mesh_namespace, "", timeout=180))
         # a reused cluster may hold a MeshConfig from an earlier run: the install's setting wins
         egress = {"spec": {"traffic": {"enableEgress": options.enable_egress}}}
-        results.append(self.patch("meshconfig", MESHCONFIG_NAME, options.mesh_namespace, egress))
-        meshconfig = self._get_json("meshconfig", MESHCONFIG_NAME, "-n", options.mesh_namespace)
+        results.append(self.patch("meshconfig", DEFAULT_MESHCONFIG_NAME, options.mesh_namespace, egress))
+        meshconfig = self._get_json("meshconfig", DEFAULT_MESHCONFIG_NAME, "-n", options.mesh_namespace)
         self._meshconfig_spec = meshconfig.get("spec")
         self._baseline_namespaces = (self._baseline_namespaces or set()) | self._namespaces()
         return results
@@ -682,7 +338,7 @@ class KubernetesCluster(Cluster):
         doomed = (current - (self._baseline_namespaces or current)) | (current & SAMPLE_NAMESPACES)
         if self.harness_owned:
             try:
-                items = self._get_json("namespaces", "-l", "openservicemesh.io/monitored-by").get("items", [])
+                items = self._get_json("namespaces", "-l", MONITORED_BY_LABEL).get("items", [])
             except RuntimeError:
                 items = []
             doomed |= {item["metadata"]["name"] for item in items}
@@ -699,7 +355,7 @@ class KubernetesCluster(Cluster):
         stamp = f"{self._artifact_round:03d}-{when}"
         for label, namespace, selector in (
             ("controller", self.mesh_options.mesh_namespace, ""),
-            ("gateway", "egress-gateway", "app=global-egress-gateway"),
+            ("gateway", GATEWAY_NAMESPACE, GATEWAY_SELECTOR),
         ):
             for pod in self._pods(namespace, selector or None):
                 name = pod["metadata"]["name"]
@@ -799,7 +455,7 @@ class KubernetesCluster(Cluster):
                 *(status.get("containerStatuses") or []),
             ]:
                 has_run = cs.get("restartCount") or {"running", "terminated"} & set(cs.get("state") or {})
-                if _container_problem(cs) and has_run:
+                if container_problem(cs) and has_run:
                     out = self._run(logs_argv(name, namespace, cs["name"], tail=20))
                     logs[(name, cs["name"])] = out.stdout or out.stderr
         return describe_not_ready(namespace, selector, pods, events, logs)

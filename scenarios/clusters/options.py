@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.clusters import BACKENDS
 from scenarios.clusters.base import BackendOptions
+from scenarios.clusters.registry import BACKENDS, DEFAULT_BACKEND
 
-DEFAULT_BACKEND = "docker"
 DEFAULT_CLUSTER_NAME = BackendOptions.cluster_name
 
 #: (flag, argparse/pytest keyword arguments); dest is the flag without dashes, '-' -> '_'

@@ -29,7 +29,7 @@ import yaml
 
 from mesh.controller.injector import InjectionSettings, inject_workload
 from scenarios import images
-from scenarios.clusters import k3s, kind
+from scenarios.clusters import commands, k3s, k8s_images, kind
 from scenarios.clusters import kubernetes as k8s
 from scenarios.clusters.base import BackendOptions, MeshOptions
 
@@ -125,7 +125,7 @@ def scratch(containerd, tmp_path, monkeypatch):
 
 def rendered_refs(cluster: k8s.KubernetesCluster) -> set[str]:
     """Every image ref the pods of an install and of the scenarios ask for."""
-    argv = k8s.install_argv(MeshOptions(), cluster.registry, cluster.image_tag, cluster.pull_policy)
+    argv = commands.install_argv(MeshOptions(), cluster.registry, cluster.image_tag, cluster.pull_policy)
     proc = subprocess.run(
         [sys.executable, "-m", "mesh.cli", *argv[1:], "--dry-run"], capture_output=True, text=True, check=True
     )
@@ -137,7 +137,7 @@ def rendered_refs(cluster: k8s.KubernetesCluster) -> set[str]:
         proxy_image=args[args.index("--proxy-image") + 1], init_image=args[args.index("--init-image") + 1]
     )
     for path in MANIFESTS:
-        text = k8s.substitute_images(path.read_text(), cluster.images, cluster.pull_policy)
+        text = k8s_images.substitute_images(path.read_text(), cluster.images, cluster.pull_policy)
         docs = [d for d in yaml.safe_load_all(text) if d]
         refs |= pod_images(docs) | pod_images(inject_workload(d, settings) for d in docs)
     return refs
@@ -152,8 +152,8 @@ def test_every_ref_the_pods_use_is_in_containerd_after_load_images(backend, buil
     assert all(r.ok for r in results)
     present = listing()
     wanted = rendered_refs(cluster)
-    assert {k8s.short_name(ref) for ref in wanted} == set(images.NAMES)
+    assert {k8s_images.short_name(ref) for ref in wanted} == set(images.NAMES)
     assert all(ref.endswith(f":{cluster.image_tag}") for ref in wanted), wanted
-    assert k8s.missing_refs(sorted(wanted), present) == [], f"containerd has only: {present}"
+    assert k8s_images.missing_refs(sorted(wanted), present) == [], f"containerd has only: {present}"
     assert cluster._check_loaded(sorted(wanted))  # the backend's own check agrees
     subprocess.run(["docker", "rmi", *cluster.images.values()], capture_output=True)  # the run tags only

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scenarios.clusters import k8s_images
 from scenarios.clusters import kubernetes as k8s
 from scenarios.clusters.base import BackendOptions, OpResult
 
@@ -58,7 +59,7 @@ def _archive_tags_and_files(path: Path) -> tuple[list[str], dict[str, bytes]]:
 
 
 def test_export_writes_an_archive_whose_manifest_lists_the_tag(tiny_image, tmp_path):
-    results, files = k8s.export_images([tiny_image], tmp_path)
+    results, files = k8s_images.export_images([tiny_image], tmp_path)
     assert all(r.ok for r in results) and results[0].command.startswith("docker save -o ")
     [archive] = files
     tags, content = _archive_tags_and_files(Path(archive))
@@ -83,11 +84,11 @@ class _ArchiveInspector(k8s.KubernetesCluster):
 def test_load_images_retags_with_one_run_tag_and_hands_over_archives(tiny_image):
     backend = _ArchiveInspector()
     results = backend.load_images([tiny_image])
-    expected = f"egress-mesh/tiny:{k8s.combined_tag([tiny_image])}"
+    expected = f"egress-mesh/tiny:{k8s_images.combined_tag([tiny_image])}"
     assert backend.images == {"tiny": expected}
     assert results[0].command == f"docker tag {tiny_image} {expected}"
     [(tags, content)] = backend.seen
     assert tags == [expected], "the archive must name the run tag the pods use, and only it"
     assert content["hello.txt"] == b"hello from egress-mesh\n"
     manifest = "kind: Pod\nspec:\n  containers: [{name: t, image: egress-mesh/tiny}]"
-    assert f"image: {expected}" in k8s.substitute_images(manifest, backend.images)
+    assert f"image: {expected}" in k8s_images.substitute_images(manifest, backend.images)

@@ -1,4 +1,5 @@
-"""The demo's rendering, matrix and report, driven by a recorded (fake) run of the article."""
+"""The demo's rendering, matrix and report, driven by a recorded (fake) run of the article: the
+runner's own results (StepResult with parsed responses and records), as a real run produces them."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ import io
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from scenarios import demo_matrix, demo_report
-from scenarios.demo_model import DemoRun, Outcome, ScenarioView, StepView, request_outcomes
-from scenarios.demo_render import LiveRenderer, make_console, pretty_json
+from scenarios import curl
+from scenarios.demo import matrix as demo_matrix
+from scenarios.demo import report as demo_report
+from scenarios.demo.model import DemoRun
+from scenarios.demo.outcomes import Outcome, request_outcomes
+from scenarios.demo.render import LiveRenderer, make_console, pretty_json
+from scenarios.format import ApplyStep, GatewayLogStep, PatchStep, RequestStep, Scenario, Step, Text
+from scenarios.format.common import StepMeta
+from scenarios.runner import ScenarioResult, StepResult
 from tests.article import DENIED_BODY, DENIED_HEAD
 
 ANSI = re.compile(r"\x1b\[|\x1b\]|\x1b[()]")
@@ -35,76 +43,101 @@ LOG_HTTPBIN = {
 LOG_HTTPSTAT = {**LOG_HTTPBIN, "connection_id": "0123456789abcdef", "host": "httpstat.us", "path": "/200"}
 LOG_EARLIER = {**LOG_HTTPSTAT, "request_time": "2026-11-25T16:00:00.000Z"}
 NARRATION = {"en": "Send requests to both services.", "zh": "尝试向两个服务发送请求。"}
+POD = {"namespace": "curl", "selector": "app=curl", "container": "curl"}
+DISABLED_TITLE = {"en": "Egress disabled", "zh": "测试"}
+EGRESS_HEAD = "kind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\n"
 
 
-def request(scenario: str, stdout: str, exit_code: int = 0, passed: bool = True) -> StepView:
-    return StepView(
-        scenario, 3, "request", CURL, narration=NARRATION, stdout=stdout, exit_code=exit_code, passed=passed
+def result(
+    scenario: str,
+    index: int,
+    step: Step,
+    kubectl: str,
+    narration: dict[str, str] | None = None,
+    output: str = "",
+    actual: Any = None,
+    passed: bool = True,
+    command: str = "",
+) -> StepResult:
+    text = Text(**(narration or {"en": f"step {index}"}))
+    step.with_meta(StepMeta(index, text))
+    return StepResult(
+        scenario, index, step.kind, None, text, kubectl, command or kubectl, step.expected(), actual, passed,
+        output=output, step=step,
+    )  # fmt: skip
+
+
+def request(scenario: str, stdout: str, exit_code: int = 0, passed: bool = True) -> StepResult:
+    step = RequestStep.model_validate(
+        {**POD, "urls": ["http://httpbin.org:80/get", "http://httpstat.us/200"], "expect": {"exit_code": 0}}
     )
+    actual = {"exit_code": exit_code, "responses": [r.to_dict() for r in curl.parse(stdout)]}
+    return result(scenario, 3, step, CURL, NARRATION, stdout, actual, passed)
 
 
-def gateway_log(scenario: str, *records: dict) -> StepView:
+def gateway_log(scenario: str, *records: dict) -> StepResult:
     out = "".join(json.dumps(r) + "\n" for r in records)
     command = "kubectl logs -n egress-gateway -l app=global-egress-gateway"
-    return StepView(scenario, 4, "gateway_log", command, stdout=out, passed=True)
+    step = GatewayLogStep.model_validate({"present": [{"host": "httpbin.org"}]})
+    return result(scenario, 4, step, command, output=out, actual={"records": list(records)})
+
+
+def scenario_result(name: str, title: dict[str, str] | None, *steps: StepResult) -> ScenarioResult:
+    mode, _, policy = name.partition("-")  # the catalog's names; a real catalog file says it as data
+    mode = "disabled" if mode == "egress" else mode
+    policy = policy if policy in ("permissive", "policy") else None
+    scenario = Scenario(
+        name, Text(**(title or {"en": name})), "", [s.step for s in steps], mode=mode, policy=policy
+    )
+    return ScenarioResult(scenario, list(steps), started=STARTED.isoformat())
 
 
 def article_run(lang: str = "en", policy_httpstat: str = DENIED) -> DemoRun:
-    patch = StepView(
+    patch = result(
         "passthrough-permissive",
         1,
-        "patch",
+        PatchStep.model_validate(
+            {"kind": "meshconfig", "name": "osm-mesh-config", "namespace": "osm-system",
+             "patch": {"spec": {"traffic": {"enableEgress": True}}}}
+        ),
         "kubectl patch meshconfig osm-mesh-config -n osm-system "
         '-p \'{"spec":{"traffic":{"enableEgress":true}}}\' --type=merge',
-        narration={"en": "Turn permissive mode on.", "zh": "执行下面的命令,确保出口宽松模式开启。"},
-        stdout="meshconfig.config.openservicemesh.io/osm-mesh-config patched\n",
-        exit_code=0,
-        passed=True,
-    )
-    egress = StepView(
+        {"en": "Turn permissive mode on.", "zh": "执行下面的命令,确保出口宽松模式开启。"},
+        "meshconfig.config.openservicemesh.io/osm-mesh-config patched\n",
+        {"exit_code": 0},
+    )  # fmt: skip
+    egress = result(
         "passthrough-policy",
         1,
-        "apply",
-        "kubectl apply -f - <<EOF\nkind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\nEOF",
-        backend_command="docker exec egress-mesh-controller apply",
-        stdout="egress.policy.openservicemesh.io/httpbin-80 created\n",
-        passed=True,
+        ApplyStep.model_validate(
+            {"manifest": "kind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\n"}
+        ),
+        f"kubectl apply -f - <<EOF\n{EGRESS_HEAD}EOF",
+        output="egress.policy.openservicemesh.io/httpbin-80 created\n",
+        actual={"exit_code": 0},
+        command="docker exec egress-mesh-controller apply",
     )
     run = DemoRun("docker", lang=lang, started=STARTED)
     run.scenarios = [
-        ScenarioView(
-            "egress-disabled",
-            {"en": "Egress disabled", "zh": "测试"},
-            STARTED,
-            [request("egress-disabled", "", 7)],
+        scenario_result(
+            "egress-disabled", {"en": "Egress disabled", "zh": "测试"}, request("egress-disabled", "", 7)
         ),
-        ScenarioView(
-            "passthrough-permissive",
-            None,
-            STARTED,
-            [patch, request("passthrough-permissive", OK_JSON + OK_TEXT)],
+        scenario_result(
+            "passthrough-permissive", None, patch, request("passthrough-permissive", OK_JSON + OK_TEXT)
         ),
-        ScenarioView(
-            "passthrough-policy", None, STARTED, [egress, request("passthrough-policy", OK_JSON + DENIED)]
-        ),
-        ScenarioView(
+        scenario_result("passthrough-policy", None, egress, request("passthrough-policy", OK_JSON + DENIED)),
+        scenario_result(
             "gateway-permissive",
             None,
-            STARTED,
-            [
-                request("gateway-permissive", OK_JSON + OK_TEXT),
-                gateway_log("gateway-permissive", LOG_HTTPBIN, LOG_HTTPSTAT),
-            ],
+            request("gateway-permissive", OK_JSON + OK_TEXT),
+            gateway_log("gateway-permissive", LOG_HTTPBIN, LOG_HTTPSTAT),
         ),
-        ScenarioView(
+        # the earlier httpstat.us record belongs to the previous scenario and must not count
+        scenario_result(
             "gateway-policy",
             None,
-            STARTED,
-            # the earlier httpstat.us record belongs to the previous scenario and must not count
-            [
-                request("gateway-policy", OK_JSON + policy_httpstat),
-                gateway_log("gateway-policy", LOG_EARLIER, LOG_HTTPBIN),
-            ],
+            request("gateway-policy", OK_JSON + policy_httpstat),
+            gateway_log("gateway-policy", LOG_EARLIER, LOG_HTTPBIN),
         ),
     ]
     return run
@@ -117,10 +150,10 @@ def render(run: DemoRun, plain: bool = True, pause: bool = False, stdin: str = "
     )
     renderer.banner(run)
     for scenario in run.scenarios:
-        renderer.scenario_started(scenario)
+        renderer.scenario_started(scenario.scenario)
         for step in scenario.steps:
-            renderer.step_started(step)
-            renderer.step_finished(step)
+            renderer.step_started(step.step, step.kubectl)
+            renderer.step_finished(step, run.notes.get((step.scenario, step.index)))
     renderer.summary(run)
     return out.getvalue()
 
@@ -250,7 +283,7 @@ def test_pause_consumes_one_enter_per_step_from_piped_stdin():
     renderer = LiveRenderer(make_console(out, plain=True), pause=True, stdin=stdin)
     for scenario in run.scenarios:
         for step in scenario.steps:
-            renderer.step_started(step)
+            renderer.step_started(step.step, step.kubectl)
             renderer.step_finished(step)
     assert stdin.read() == "\n\n"  # exactly one line per step was consumed
     assert out.getvalue().count("press Enter to run") == steps
@@ -270,9 +303,32 @@ def test_failed_step_shows_expected_actual_and_where_to_look(plain):
     step.passed = False
     step.expected = [{"status": 200}, {"status": 403}]
     step.actual = [{"status": 200}, {"status": 200}]
-    step.hints = ["docker logs egress-mesh-curl-curl-sidecar"]
+    run.notes_of(step).hints = ["docker logs egress-mesh-curl-curl-sidecar"]
     text = render(run, plain=plain)
     assert "FAILED" in text
     assert '[{"status": 200}, {"status": 403}]' in text
     assert "look further: docker logs egress-mesh-curl-curl-sidecar" in text
     assert "1 step(s) failed." in text
+
+
+def test_report_shows_each_modes_traffic_path_as_a_mermaid_diagram_next_to_the_matrix():
+    text = demo_report.to_markdown(article_run())
+    matrix_at = text.index("| mode | policy | httpbin.org | httpstat.us |")
+    paths_at = text.index("### Traffic paths")
+    assert matrix_at < paths_at < text.index("## Egress disabled")
+    diagrams = text.split("```mermaid\n")[1:]
+    assert len(diagrams) == 5 and all(d.startswith("flowchart LR\n") for d in diagrams)
+    disabled, _, passthrough_policy, _, gateway_policy = (d.split("```")[0] for d in diagrams)
+    assert 'pod -. "exit 7 ✓ (httpbin.org)" .-x sidecar' in disabled
+    assert 'sidecar -- "403 ✓" --x httpstat_us' in passthrough_policy
+    assert 'sidecar -- "200 ✓" --> httpbin_org' in passthrough_policy
+    assert 'sidecar -- "CONNECT :1080" --> gateway' in gateway_policy
+    assert 'gateway -- "200, logged by gateway ✓" --> httpbin_org' in gateway_policy
+    assert 'sidecar -- "403, not logged ✓" --x httpstat_us' in gateway_policy
+    assert "**Egress gateway · Policy mode**" in text
+
+
+def test_a_diagram_edge_shows_a_result_that_differs_from_the_article():
+    text = demo_report.to_markdown(article_run(policy_httpstat=OK_TEXT))
+    gateway_policy = text.split("```mermaid\n")[5].split("```")[0]
+    assert 'gateway -- "200, not logged ✗ (article: 403, not logged)" --> httpstat_us' in gateway_policy

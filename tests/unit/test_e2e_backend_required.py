@@ -30,7 +30,7 @@ def run_e2e(tmp_path: Path, *args: str, require_all: bool = False) -> subprocess
         sys.executable,
         "-m",
         "pytest",
-        "tests/e2e/test_article.py",
+        "scenarios/catalog",
         "-q",
         "-p",
         "no:cacheprovider",

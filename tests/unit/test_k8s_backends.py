@@ -7,8 +7,9 @@ import json
 import pytest
 import yaml
 
-from scenarios.clusters import coredns, external, k3d, k3s, k3s_container, kind
+from scenarios.clusters import commands, coredns, external, k3d, k3s, k3s_container, k8s_images, kind
 from scenarios.clusters import kubernetes as k8s
+from scenarios.clusters import pods as k8s_pods
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, MeshOptions
 
 ARTICLE_EXEC = (
@@ -74,29 +75,29 @@ import /etc/coredns/custom/*.server
 # ---- kubectl lines as the article writes them -----------------------------------------------------
 def test_exec_is_shown_exactly_as_in_the_article_and_runs_on_the_resolved_pod():
     urls = ["curl", "-sI", "http://httpbin.org:80/get", "http://httpstat.us/200"]
-    assert k8s.exec_display("curl", "app=curl", "curl", urls) == ARTICLE_EXEC
-    assert k8s.exec_argv("curl-5d8f", "curl", "curl", urls) == [
+    assert commands.exec_display("curl", "app=curl", "curl", urls) == ARTICLE_EXEC
+    assert commands.exec_argv("curl-5d8f", "curl", "curl", urls) == [
         "kubectl", "exec", "curl-5d8f", "-n", "curl", "-c", "curl", "--", *urls,
     ]  # fmt: skip
 
 
 def test_patch_and_logs_lines_match_the_article():
-    argv = k8s.patch_argv(
+    argv = commands.patch_argv(
         "meshconfig", "osm-mesh-config", "osm-system", {"spec": {"traffic": {"enableEgress": True}}}
     )
     assert k8s.join(argv) == ARTICLE_PATCH
-    assert k8s.logs_display("egress-gateway", "app=global-egress-gateway") == ARTICLE_LOGS
-    assert k8s.logs_argv("gw-1", "egress-gateway", tail=20) == [
+    assert commands.logs_display("egress-gateway", "app=global-egress-gateway") == ARTICLE_LOGS
+    assert commands.logs_argv("gw-1", "egress-gateway", tail=20) == [
         "kubectl", "logs", "-n", "egress-gateway", "gw-1", "--tail=20",
     ]  # fmt: skip
 
 
 def test_apply_goes_to_stdin_and_is_shown_as_a_heredoc():
     manifest = "kind: Egress\napiVersion: policy.openservicemesh.io/v1alpha1\n"
-    assert k8s.apply_argv() == ["kubectl", "apply", "-f", "-"]
-    assert k8s.apply_argv("curl") == ["kubectl", "apply", "-n", "curl", "-f", "-"]
-    assert k8s.apply_display(manifest) == f"kubectl apply -f - <<EOF\n{manifest}EOF"
-    assert k8s.delete_argv("egress", "httpbin-80", "curl") == [
+    assert commands.apply_argv() == ["kubectl", "apply", "-f", "-"]
+    assert commands.apply_argv("curl") == ["kubectl", "apply", "-n", "curl", "-f", "-"]
+    assert commands.apply_display(manifest) == f"kubectl apply -f - <<EOF\n{manifest}EOF"
+    assert commands.delete_argv("egress", "httpbin-80", "curl") == [
         "kubectl",
         "delete",
         "egress",
@@ -107,24 +108,31 @@ def test_apply_goes_to_stdin_and_is_shown_as_a_heredoc():
 
 
 def test_install_uses_the_article_options_and_the_loaded_images():
-    argv = k8s.install_argv(MeshOptions(), "egress-mesh", "run-0123456789ab", "IfNotPresent")
+    argv = commands.install_argv(MeshOptions(), "egress-mesh", "run-0123456789ab", "IfNotPresent")
     assert argv == [
         "meshctl", "install", "--mesh-name", "osm", "--osm-namespace", "osm-system",
         "--set=osm.enableEgress=false", "--set=osm.image.registry=egress-mesh",
         "--set=osm.image.tag=run-0123456789ab", "--set=osm.image.pullPolicy=IfNotPresent",
     ]  # fmt: skip
-    extra = k8s.install_argv(MeshOptions(enable_egress=True, extra_set={"osm.x": "1"}), "r", "t", "Always")
+    extra = commands.install_argv(
+        MeshOptions(enable_egress=True, extra_set={"osm.x": "1"}), "r", "t", "Always"
+    )
     assert "--set=osm.enableEgress=true" in extra and extra[-1] == "--set=osm.x=1"
-    assert k8s.map_osm_argv(["osm", "namespace", "add", "curl"]) == ["meshctl", "namespace", "add", "curl"]
-    assert k8s.uninstall_argv(MeshOptions())[:2] == ["meshctl", "uninstall"]
+    assert commands.map_osm_argv(["osm", "namespace", "add", "curl"]) == [
+        "meshctl",
+        "namespace",
+        "add",
+        "curl",
+    ]
+    assert commands.uninstall_argv(MeshOptions())[:2] == ["meshctl", "uninstall"]
 
 
 def test_one_run_tag_for_all_images_and_retag_plan():
     refs = ["egress-mesh/proxy:aaa", "egress-mesh/controller:bbb"]
-    tag = k8s.combined_tag(refs)
-    assert tag == k8s.combined_tag(list(reversed(refs))) and tag.startswith("run-")
-    assert tag != k8s.combined_tag(["egress-mesh/proxy:aaa", "egress-mesh/controller:ccc"])
-    assert k8s.retag_plan(refs, "reg.example:5000/mesh/", "t1") == {
+    tag = k8s_images.combined_tag(refs)
+    assert tag == k8s_images.combined_tag(list(reversed(refs))) and tag.startswith("run-")
+    assert tag != k8s_images.combined_tag(["egress-mesh/proxy:aaa", "egress-mesh/controller:ccc"])
+    assert k8s_images.retag_plan(refs, "reg.example:5000/mesh/", "t1") == {
         "egress-mesh/proxy:aaa": "reg.example:5000/mesh/proxy:t1",
         "egress-mesh/controller:bbb": "reg.example:5000/mesh/controller:t1",
     }
@@ -143,21 +151,21 @@ spec:
       containers:
         - {name: curl, image: egress-mesh/curl, imagePullPolicy: Never}
 """
-    out = yaml.safe_load(k8s.substitute_images(manifest, {"curl": "reg/curl:t1"}, "Always"))
+    out = yaml.safe_load(k8s_images.substitute_images(manifest, {"curl": "reg/curl:t1"}, "Always"))
     containers = out["spec"]["template"]["spec"]["containers"]
     assert containers[0]["image"] == "reg/curl:t1" and containers[0]["imagePullPolicy"] == "Always"
     assert out["spec"]["template"]["spec"]["initContainers"][0]["image"] == "busybox"
     egress = "kind: Egress\nmetadata:\n  name: httpbin-80\n"
-    assert k8s.substitute_images(egress, {"curl": "x"}) == egress
+    assert k8s_images.substitute_images(egress, {"curl": "x"}) == egress
 
 
 def test_apply_target_recognises_local_files_only(tmp_path):
     path = tmp_path / "curl.yaml"
     path.write_text("kind: Namespace\n")
-    assert k8s.apply_target(["kubectl", "apply", "-n", "curl", "-f", str(path)]) == (str(path), "curl")
-    assert k8s.apply_target(["kubectl", "apply", "-f", "https://example.invalid/x.yaml"]) is None
-    assert k8s.apply_target(["kubectl", "apply", "-f", str(path), "--server-side"]) is None
-    assert k8s.apply_target(["kubectl", "create", "namespace", "curl"]) is None
+    assert commands.apply_target(["kubectl", "apply", "-n", "curl", "-f", str(path)]) == (str(path), "curl")
+    assert commands.apply_target(["kubectl", "apply", "-f", "https://example.invalid/x.yaml"]) is None
+    assert commands.apply_target(["kubectl", "apply", "-f", str(path), "--server-side"]) is None
+    assert commands.apply_target(["kubectl", "create", "namespace", "curl"]) is None
 
 
 # ---- per-backend image loading ------------------------------------------------------------------
@@ -256,21 +264,21 @@ def test_not_ready_report_names_the_reason_events_and_logs():
             "involvedObject": {"kind": "Pod", "name": "curl-1"},
         }
     ]
-    text = k8s.describe_not_ready(
+    text = k8s_pods.describe_not_ready(
         "curl", "app=curl", pods, events, {("curl-1", "sidecar"): "a\nconfig refused\n"}
     )
     assert "pod curl-1: phase Pending" in text
     assert "container curl waiting: ImagePullBackOff pull access denied" in text
     assert 'Pod/curl-1: Failed: Failed to pull image "egress-mesh/curl:t"' in text
     assert "last log lines of curl-1/sidecar" in text and "config refused" in text
-    empty = k8s.describe_not_ready("curl", "app=curl", [], [], {})
+    empty = k8s_pods.describe_not_ready("curl", "app=curl", [], [], {})
     assert "no pod exists" in empty
 
 
 def test_pick_pod_skips_terminating_pods_and_prefers_ready_ones():
     pods = [_pod("a", ready=True, deleting=True), _pod("b"), _pod("c", ready=True)]
-    assert k8s.pick_pod(pods)["metadata"]["name"] == "c"
-    assert k8s.pick_pod([_pod("a", deleting=True)]) is None
+    assert k8s_pods.pick_pod(pods)["metadata"]["name"] == "c"
+    assert k8s_pods.pick_pod([_pod("a", deleting=True)]) is None
 
 
 # ---- backends that cannot run here say why -------------------------------------------------------
@@ -305,7 +313,7 @@ def _meshctl(argv):
 )
 def test_meshctl_renders_the_install_the_backends_ask_for(registry, policy):
     pytest.importorskip("mesh.cli")
-    proc = _meshctl(k8s.install_argv(MeshOptions(), registry, "run-abc", policy) + ["--dry-run"])
+    proc = _meshctl(commands.install_argv(MeshOptions(), registry, "run-abc", policy) + ["--dry-run"])
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
@@ -313,7 +321,7 @@ def test_meshctl_renders_the_install_the_backends_ask_for(registry, policy):
     assert container["image"] == f"{registry}/controller:run-abc"
     assert container["imagePullPolicy"] == policy
     assert f"{registry}/proxy:run-abc" in container["args"] + container.get("command", [])
-    proc = _meshctl(k8s.uninstall_argv(MeshOptions()) + ["--dry-run"])
+    proc = _meshctl(commands.uninstall_argv(MeshOptions()) + ["--dry-run"])
     assert proc.returncode == 0, proc.stderr
 
 

@@ -13,8 +13,7 @@ import subprocess
 
 import pytest
 
-from scenarios.clusters import coredns
-from scenarios.clusters import kubernetes as k8s
+from scenarios.clusters import commands, coredns
 
 pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
 
@@ -28,13 +27,13 @@ current-context: refused
 
 PROBE = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"
 COMMANDS = {
-    "exec": k8s.exec_argv("curl-1", "curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"]),
-    "logs": k8s.logs_argv("gw-1", "egress-gateway", "gateway", tail=20),
-    "apply": k8s.apply_argv("curl"),
-    "delete": k8s.delete_argv("egress", "httpbin-80", "curl"),
-    "patch": k8s.patch_argv("meshconfig", "osm-mesh-config", "osm-system", {"spec": {"traffic": {}}}),
-    "get-pods": k8s.get_pods_argv("curl", "app=curl"),
-    "wait": shlex.split(k8s.wait_display("curl", "app=curl", 120)),
+    "exec": commands.exec_argv("curl-1", "curl", "curl", ["curl", "-sI", "http://httpbin.org:80/get"]),
+    "logs": commands.logs_argv("gw-1", "egress-gateway", "gateway", tail=20),
+    "apply": commands.apply_argv("curl"),
+    "delete": commands.delete_argv("egress", "httpbin-80", "curl"),
+    "patch": commands.patch_argv("meshconfig", "osm-mesh-config", "osm-system", {"spec": {"traffic": {}}}),
+    "get-pods": commands.get_pods_argv("curl", "app=curl"),
+    "wait": shlex.split(commands.wait_display("curl", "app=curl", 120)),
     "coredns-patch": coredns.configmap_patch_argv(".:53 {\n}\n"),
     "coredns-restart": coredns.restart_argv(),
     "coredns-status": coredns.rollout_status_argv(),
@@ -44,7 +43,9 @@ COMMANDS = {
     "coredns-custom-delete": coredns.custom_delete_argv(),
     **{
         f"reset-{i}": argv
-        for i, argv in enumerate(k8s.reset_argvs(["curl", "egress-gateway"], "osm-system", {"traffic": {}}))
+        for i, argv in enumerate(
+            commands.reset_argvs(["curl", "egress-gateway"], "osm-system", {"traffic": {}})
+        )
     },
 }
 

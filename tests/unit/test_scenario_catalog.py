@@ -43,7 +43,7 @@ def test_five_states_in_the_articles_order_named_like_their_files():
     scenarios = catalog()
     assert [s.name for s in scenarios] == STATES
     for scenario, path in zip(scenarios, catalog_files(), strict=True):
-        assert path.stem.split("-", 1)[1] == scenario.name
+        assert path.name.removesuffix(".scenario.yaml").split("-", 1)[1] == scenario.name
         assert scenario.title.zh and scenario.description
         assert all(step.narration.en and step.narration.zh for step in scenario.steps)
 

@@ -18,6 +18,7 @@ from scenarios.format import (
     ScenarioError,
     load,
     load_file,
+    parse,
 )
 
 GOOD = """\
@@ -92,14 +93,14 @@ def test_the_published_schema_accepts_what_the_loader_accepts(tmp_path):
     [
         (
             "name: x\ntitle: t\nsteps:\n  - narration: n\n    run: [a]\n  - narration: n\n",
-            "step 2: a step has exactly one of apply, delete, patch, run, wait, request, exec, gateway_log "
-            "(found none)",
+            "step 2: a step has exactly one of apply, delete, patch, run, wait, request, exec, gateway_log, "
+            "log, set, background, stop (found none)",
         ),
         (
             "name: x\ntitle: t\nsteps:\n  - narration: n\n    run: [a]\n"
             "    wait: {namespace: a, selector: b}\n",
-            "step 1: a step has exactly one of apply, delete, patch, run, wait, request, exec, gateway_log "
-            "(found run, wait)",
+            "step 1: a step has exactly one of apply, delete, patch, run, wait, request, exec, gateway_log, "
+            "log, set, background, stop (found run, wait)",
         ),
         ("name: x\ntitle: t\nsteps:\n  - run: [a]\n", "step 1 (run): narration is required"),
         (
@@ -160,3 +161,35 @@ def test_unknown_catalog_name_lists_the_catalog():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ScenarioError, match="cannot read scenario file"):
         load(str(tmp_path / "nope.yaml"))
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def yaml_blocks(markdown: str) -> list[str]:
+    return [block.split("\n", 1)[1] for block in markdown.split("```")[1::2] if block.startswith("yaml\n")]
+
+
+def test_every_yaml_example_in_the_scenario_docs_loads_and_fits_the_schema(tmp_path):
+    """The examples an author copies from docs/scenarios.md are valid (steps get a scenario around them)."""
+    blocks = yaml_blocks((DOCS / "scenarios.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 6
+    for block in blocks:
+        data = yaml.safe_load(block)
+        if isinstance(data, list):  # a snippet of steps, after values an earlier snippet set
+            earlier = {"client_ip": "10.0.0.1", "httpbin_ip": "10.0.0.2"}
+            data = {"name": "snippet", "title": "t", "steps": [{"narration": "n", "set": earlier}, *data]}
+        (tmp_path / "scenarios/manifests").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "scenarios/manifests/curl.yaml").write_text(APP)
+        jsonschema.Draft202012Validator(SCHEMA).validate(data)
+        parse(data, "docs/scenarios.md", tmp_path)
+
+
+def test_the_published_schema_accepts_every_kind():
+    data = yaml.safe_load((DOCS / "examples" / "format-features.yaml").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    kinds = {next(k for k in step if k not in ("narration", "title")) for step in data["steps"]}
+    assert {"set", "exec", "log", "background", "stop", "request", "patch", "apply"} <= kinds
+    data["steps"][4]["set"]["client_ip"] = {"pod_ip": {"namespace": "curl"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(SCHEMA).validate(data)
