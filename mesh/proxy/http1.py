@@ -92,12 +92,6 @@ class Head:
     def __repr__(self) -> str:
         return f"Head({self.start!r}, {self.headers!r}, {self.raw!r})"
 
-    def values(self, name: str) -> list[str]:
-        return [v for n, v in self.headers if n.lower() == name]
-
-    def tokens(self, name: str) -> list[str]:
-        return _tokens(self.values(name))
-
 
 @dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Request:
