@@ -1,0 +1,248 @@
+"""What the gateway's HTTP observer records for each exchange of a tunnel (issue 14): method, host,
+path, status, response body bytes and the two times, whatever the bytes' segmentation. Each
+conversation is fed whole, in 1-byte pieces and in 7-byte pieces: the observer has a shortcut for
+whole messages and a general path for pieces, and both must record the same."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mesh.gateway.httpstream import HttpObserver, looks_like_http, parse_head
+
+GET = b"GET /get HTTP/1.1\r\nHost: a.test\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def observe(client: bytes, server: bytes, step: int | None) -> tuple[list[tuple], bool]:
+    """All client bytes, then all server bytes, in ``step``-byte pieces; the exchanges recorded (while
+    running and at close), and whether the observer had stopped before the close."""
+    clock = itertools.count(100)
+    observer = HttpObserver("default.test", clock=lambda: float(next(clock)))
+    for i in range(0, len(client), step or len(client) or 1):
+        observer.client_data(client[i : i + (step or len(client))])
+    out = []
+    for i in range(0, len(server), step or len(server) or 1):
+        out += observer.server_data(server[i : i + (step or len(server))])
+    stopped = observer.stopped
+    out += observer.close()
+    return [
+        (e.method, e.host, e.path, e.status, e.response_bytes, e.started, e.finished) for e in out
+    ], stopped
+
+
+CONVERSATIONS = {
+    "one exchange": (GET, OK, [("GET", "a.test", "/get", 200, 2, 100.0, 101.0)]),
+    "keep-alive, pipelined": (
+        GET + b"GET /b HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        OK + b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        [("GET", "a.test", "/get", 200, 2, 100.0, 102.0), ("GET", "b.test", "/b", 404, 0, 101.0, 103.0)],
+    ),
+    "request bodies (length and chunked) are not requests": (
+        b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 26\r\n\r\nGET /no HTTP/1.1\r\nX: 1\r\n\r\n"
+        b"PUT /c HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1A\r\nGET /no HTTP/1.1\r\n\r\nxxxxxx\r\n0\r\nT: 1\r\n\r\n" + GET,
+        OK * 3,
+        [
+            ("POST", "a.test", "/p", 200, 2, 100.0, 103.0),
+            ("PUT", "a.test", "/c", 200, 2, 101.0, 104.0),
+            ("GET", "a.test", "/get", 200, 2, 102.0, 105.0),
+        ],
+    ),
+    "chunked response: hex sizes, extensions, trailers": (
+        GET + GET,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        b"1A;name=value\r\n" + b"z" * 26 + b"\r\n10\r\n" + b"y" * 16 + b"\r\n0\r\nA: 1\r\nB: 2\r\n\r\n" + OK,
+        [("GET", "a.test", "/get", 200, 42, 100.0, 102.0), ("GET", "a.test", "/get", 200, 2, 101.0, 103.0)],
+    ),
+    "HEAD, 204 and 304 have no body whatever their length": (
+        b"HEAD /h HTTP/1.1\r\nHost: a.test\r\n\r\n" + GET + GET + GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 50\r\n\r\n"
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n" + OK,
+        [
+            ("HEAD", "a.test", "/h", 200, 0, 100.0, 104.0),
+            ("GET", "a.test", "/get", 204, 0, 101.0, 105.0),
+            ("GET", "a.test", "/get", 304, 0, 102.0, 106.0),
+            ("GET", "a.test", "/get", 200, 2, 103.0, 107.0),
+        ],
+    ),
+    "a 305 and a 205 have their body": (
+        GET + GET,
+        b"HTTP/1.1 305 Use Proxy\r\nContent-Length: 3\r\n\r\nabc"
+        b"HTTP/1.1 205 Reset Content\r\nContent-Length: 1\r\n\r\nx",
+        [("GET", "a.test", "/get", 305, 3, 100.0, 102.0), ("GET", "a.test", "/get", 205, 1, 101.0, 103.0)],
+    ),
+    "interim responses answer nothing": (
+        b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\nx",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n"
+        b"HTTP/1.1 199 Whatever\r\nContent-Length: 9\r\n\r\n" + OK,
+        [("POST", "a.test", "/p", 200, 2, 100.0, 101.0)],
+    ),
+    "stray CRLF between messages": (
+        GET + b"\r\n\r\n" + GET,
+        OK + b"\r\n" + OK,
+        [("GET", "a.test", "/get", 200, 2, 100.0, 102.0), ("GET", "a.test", "/get", 200, 2, 101.0, 103.0)],
+    ),
+    "equal Content-Lengths are one length": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        [("GET", "a.test", "/get", 200, 3, 100.0, 101.0)],
+    ),
+    "two Content-Length lines with one value": (
+        GET + GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc" + OK,
+        [("GET", "a.test", "/get", 200, 3, 100.0, 102.0), ("GET", "a.test", "/get", 200, 2, 101.0, 103.0)],
+    ),
+    "a body until close ends at close": (
+        GET,
+        b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nuntil close",
+        [("GET", "a.test", "/get", 200, 11, 100.0, 101.0)],
+    ),
+    "a body with a transfer coding not chunked ends at close": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped",
+        [("GET", "a.test", "/get", 200, 6, 100.0, 101.0)],
+    ),
+    "a request without an answer is recorded at close, without status": (
+        GET + b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        OK,
+        [("GET", "a.test", "/get", 200, 2, 100.0, 102.0), ("GET", "a.test", "/x", None, 0, 101.0, None)],
+    ),
+    "an answer cut short is recorded at close with what came": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        [("GET", "a.test", "/get", 200, 0, 100.0, 101.0)],
+    ),
+}
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+@pytest.mark.parametrize("name", CONVERSATIONS)
+def test_each_exchange_is_recorded_whatever_the_segmentation(name, step):
+    client, server, expected = CONVERSATIONS[name]
+    assert observe(client, server, step)[0] == expected
+
+
+HOSTS = {
+    b"GET / HTTP/1.1\r\nHost: A.Test.:8080\r\n\r\n": ("a.test", "/"),
+    b"GET / HTTP/1.1\r\nHost: [2001:DB8::1]:80\r\n\r\n": ("2001:db8::1", "/"),
+    b"GET / HTTP/1.1\r\nHost: [2001:db8::1\r\n\r\n": ("2001:db8::1", "/"),
+    b"GET / HTTP/1.1\r\nHost:  a.test \r\n\r\n": ("a.test", "/"),
+    b"GET / HTTP/1.1\r\nHost: 2001:db8::1\r\n\r\n": ("2001:db8::1", "/"),
+    b"GET http://B.test:81/x?y=/z HTTP/1.1\r\n\r\n": ("b.test", "/x?y=/z"),
+    b"GET http://b.test HTTP/1.1\r\n\r\n": ("b.test", "/"),
+    b"GET http://b.test/x HTTP/1.1\r\nHost: c.test\r\n\r\n": ("c.test", "/x"),
+    b"GET /x HTTP/1.0\r\n\r\n": ("default.test", "/x"),
+    b"GET /x HTTP/1.1\r\nHost:\r\n\r\n": ("default.test", "/x"),
+}
+
+
+@pytest.mark.parametrize("step", [None, 1])
+@pytest.mark.parametrize("request_head", HOSTS)
+def test_the_host_comes_from_host_then_the_target_then_the_tunnel(request_head, step):
+    recorded, _ = observe(request_head, OK, step)
+    assert [(host, path) for _, host, path, *_ in recorded] == [HOSTS[request_head]]
+
+
+UNANSWERED = [("GET", "a.test", "/get", None, 0, 100.0, None)]
+CUT_SHORT = [("GET", "a.test", "/get", 200, 0, 100.0, 101.0)]  # the status came, the body not in full
+CHUNKED_200 = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+STOPS = {
+    # each response is followed by another one (OK), that is not recorded either
+    "not HTTP from upstream": (GET, b"SSH-2.0-OpenSSH\r\n\r\n" + OK, UNANSWERED),
+    "a status that is not three digits": (
+        GET,
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok" + OK,
+        UNANSWERED,
+    ),
+    "HTTP/2 status line": (GET, b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok" + OK, UNANSWERED),
+    "a response nobody asked for": (b"", OK + OK, []),
+    "a head over 64 KiB": (GET, b"HTTP/1.1 200 OK\r\nX: " + b"a" * 66000, UNANSWERED),
+    "a header line without a colon": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nNoColon\r\nContent-Length: 2\r\n\r\nok",
+        UNANSWERED,
+    ),
+    "a blank before a header's colon": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nBad : 1\r\nContent-Length: 2\r\n\r\nok",
+        UNANSWERED,
+    ),
+    "a start line of two parts": (GET, b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok" + OK, UNANSWERED),
+    "differing Content-Lengths": (GET, b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok" + OK, CUT_SHORT),
+    "a Content-Length that is not a number": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
+        CUT_SHORT,
+    ),
+    "a chunk size that is not hex": (GET, CHUNKED_200 + b"zz\r\n" + OK, CUT_SHORT),
+    "an empty chunk size": (GET, CHUNKED_200 + b";x\r\n" + OK, CUT_SHORT),
+    "a chunk line over 4096 bytes": (GET, CHUNKED_200 + b"1;" + b"e" * 4100 + OK, CUT_SHORT),
+}
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+@pytest.mark.parametrize("name", STOPS)
+def test_what_the_observer_cannot_follow_in_a_response_ends_the_records(name, step):
+    client, server, expected = STOPS[name]
+    recorded, stopped = observe(client, server, step)
+    assert recorded == expected
+    assert not stopped  # requests are still followed
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_after_an_upgrade_nothing_is_observed(step):
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n"
+    recorded, stopped = observe(upgrade, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x02hi" + OK, step)
+    assert recorded == [("GET", "a.test", "/ws", 101, 0, 100.0, 101.0)]
+    assert stopped
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_after_a_connect_inside_the_tunnel_nothing_is_observed(step):
+    connect = (
+        b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\nContent-Length: 5\r\n\r\n\x16\x03\x01" + GET
+    )
+    answer = b"HTTP/1.1 200 Connection Established\r\nContent-Length: 9\r\n\r\n\x16\x03\x03" + OK
+    recorded, stopped = observe(connect, answer, step)
+    assert recorded == [("CONNECT", "b.test", "b.test:443", 200, 0, 100.0, 101.0)]
+    assert stopped
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_a_refused_connect_inside_the_tunnel_is_an_ordinary_answer(step):
+    connect = b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\n\r\n"
+    answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"
+    recorded, stopped = observe(connect + GET, answer + OK, step)  # the request side stopped at CONNECT
+    assert recorded == [("CONNECT", "b.test", "b.test:443", 403, 2, 100.0, 101.0)]
+    assert stopped  # and the response side at the answer nobody asked for
+
+
+def test_a_malformed_request_head_stops_the_observation_of_requests():
+    recorded, _ = observe(b"GET /a HTTP/1.1\r\nBad : x\r\n\r\n" + GET, OK + OK, None)
+    assert recorded == []
+
+
+def test_header_values_are_joined_and_names_lower_cased():
+    head = parse_head(b"GET / HTTP/1.1\r\nX-A: 1\r\nx-a:  2 \r\nHost: h\r\nX-B: 3")
+    assert head.start == ("GET", "/", "HTTP/1.1")
+    assert head.headers == [("x-a", "1"), ("x-a", "2"), ("host", "h"), ("x-b", "3")]
+    assert (head.get("x-a"), head.get("host"), head.get("x-b"), head.get("x-c")) == ("1, 2", "h", "3", None)
+
+
+@pytest.mark.parametrize(
+    "first, expected",
+    [
+        (b"GET / HTTP/1.1\r\n", True),
+        (b"CONNECT a:1 HTTP/1.1", True),
+        (b"OPTIONS * HTTP/1.1", True),
+        (b"GET", False),
+        (b"get / HTTP/1.1", False),
+        (b"GETX / HTTP/1.1", False),
+        (b"VERYLONGMETHOD01 / HTTP/1.1", False),
+    ],
+)
+def test_what_looks_like_http(first, expected):
+    assert looks_like_http(first) is expected
