@@ -158,7 +158,6 @@ class MessageStream:
         self._buf = bytearray()
         self._remaining = 0
         self.body_bytes = 0
-        self.failed = False
 
     @property
     def stopped(self) -> bool:
@@ -184,7 +183,6 @@ class MessageStream:
                 while self._step(events):
                     pass
         except ValueError:
-            self.failed = True
             self.stop()
         return events
 

@@ -134,6 +134,8 @@ HOSTS = {
     b"GET http://B.test:81/x?y=/z HTTP/1.1\r\n\r\n": ("b.test", "/x?y=/z"),
     b"GET http://b.test HTTP/1.1\r\n\r\n": ("b.test", "/"),
     b"GET http://b.test/x HTTP/1.1\r\nHost: c.test\r\n\r\n": ("c.test", "/x"),
+    b"GET http://b.test/x/y?u=http://c.test/z HTTP/1.1\r\n\r\n": ("b.test", "/x/y?u=http://c.test/z"),
+    b"GET / HTTP/1.1\r\nHost: [::1]]\r\n\r\n": ("::1", "/"),
     b"GET /x HTTP/1.0\r\n\r\n": ("default.test", "/x"),
     b"GET /x HTTP/1.1\r\nHost:\r\n\r\n": ("default.test", "/x"),
 }
@@ -246,3 +248,74 @@ def test_header_values_are_joined_and_names_lower_cased():
 )
 def test_what_looks_like_http(first, expected):
     assert looks_like_http(first) is expected
+
+
+def test_a_head_of_64_kib_is_followed_and_one_byte_more_is_not():
+    """Up to 65536 bytes are kept while the blank line ending a head has not come."""
+    for size, answered in ((65536, True), (65537, False)):
+        observer = HttpObserver("default.test", clock=lambda: 1.0)
+        observer.client_data(GET)
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: "
+        head += b"a" * (size - len(head) - 3) + b"\r\n\r"  # all but the last byte of the blank line
+        assert len(head) == size
+        assert observer.server_data(head) == []
+        recorded = observer.server_data(b"\nok")
+        assert [(e.status, e.response_bytes) for e in recorded] == ([(200, 2)] if answered else [])
+
+
+def test_a_chunk_line_of_4096_bytes_is_followed_and_one_byte_more_is_not():
+    for size, answered in ((4095, True), (4096, False)):  # the line's CR counts while its LF has not come
+        observer = HttpObserver("default.test", clock=lambda: 1.0)
+        observer.client_data(GET)
+        observer.server_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        line = b"3;" + b"e" * (size - 2)
+        observer.server_data(line + b"\r")
+        recorded = observer.server_data(b"\nabc\r\n0\r\n\r\n")
+        assert [(e.status, e.response_bytes) for e in recorded] == ([(200, 3)] if answered else [])
+
+
+@pytest.mark.parametrize("step", [None, 1])
+@pytest.mark.parametrize(
+    "codings, chunked",
+    [
+        (b"gzip, br, chunked", True),
+        (b"gzip,chunked", True),
+        (b"Chunked ", True),
+        (b"chunked, gzip", False),
+        (b"gzip", False),
+    ],
+)
+def test_a_response_is_chunked_when_its_last_transfer_coding_is(codings, chunked, step):
+    body = b"3;a=1;b=2\r\nabc\r\n0\r\n\r\n"
+    recorded, _ = observe(GET, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings + b"\r\n\r\n" + body, step)
+    assert [e[3:5] for e in recorded] == [(200, 3 if chunked else len(body))]
+
+
+@pytest.mark.parametrize("step", [None, 1])
+def test_a_head_with_non_ascii_bytes_is_read_line_by_line(step):
+    """Bytes over 0x7f keep a head off the fast path: two Transfer-Encoding lines make one list."""
+    answer = (
+        b"HTTP/1.1 200 OK\r\nX-Note: caf\xe9: 1\r\n"
+        b"Transfer-Encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n" + OK
+    )
+    request = b"GET /\xe9 HTTP/1.1\r\nX-Note: caf\xe9\r\nHOST: A.test:80\r\n\r\n" + GET
+    recorded, _ = observe(request, answer, step)
+    assert [e[:5] for e in recorded] == [
+        ("GET", "a.test", "/\xe9", 200, 3),
+        ("GET", "a.test", "/get", 200, 2),
+    ]
+    head = parse_head(b"HTTP/1.1 200 OK\r\nX-Note: caf\xe9: 1\r\nTE: a\r\nte: b")
+    assert head.headers == [("x-note", "caf\xe9: 1"), ("te", "a"), ("te", "b")]
+    assert head.get("te") == "a, b"
+
+
+@pytest.mark.parametrize("line", [b":x", b"X-A x", b" X-A: x", b"X-A : x"])
+def test_a_header_line_needs_a_name_and_a_colon_right_after_it(line):
+    with pytest.raises(ValueError, match="malformed header line"):
+        parse_head(b"HTTP/1.1 200 OK\r\nX-Ok: \xe9\r\n" + line)
+
+
+def test_a_start_line_needs_three_parts():
+    with pytest.raises(ValueError, match="malformed start line 'HTTP/1.1'"):
+        parse_head(b"HTTP/1.1\r\nX-Ok: \xe9")
