@@ -27,7 +27,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tools" / "mutation.toml"
 EQUIVALENT = ROOT / "tools" / "mutation-equivalent.toml"
 WORK = ROOT / "build" / "mutate"
-COPIED = ("mesh", "tests", "conftest.py")
+COPIED = ("mesh", "tests")
+# Appended to the copy's conftest.py: each mutant's tests run fastest first (mutmut passes them in no
+# particular order and stops at the first failure, so a killed mutant costs its fastest failing test).
+FASTEST_FIRST = """
+
+def pytest_collection_modifyitems(items):  # added by tools/mutate.py
+    import json
+
+    try:
+        with open("mutmut-stats.json") as stats:  # mutmut runs the tests in mutants/
+            durations = json.load(stats)["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+"""
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
@@ -116,11 +130,9 @@ def prepare(module: Module) -> Path:
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=ignore)
-        else:
-            shutil.copy2(source, work / name)
+        shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    conftest = ROOT / "conftest.py"
+    (work / "conftest.py").write_text((conftest.read_text() if conftest.exists() else "") + FASTEST_FIRST)
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject += (
         "\n[tool.mutmut]\n"
