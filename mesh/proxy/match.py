@@ -13,7 +13,8 @@ from functools import lru_cache
 
 from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, RequestMatch, Rule
 
-_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+# Used with fullmatch: "$" would also match before a final LF.
+_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
 
 
 _AUTHORITY = re.compile(r"[^/?#]*")  # RFC 3986 3.2: the authority ends at the first / ? or #
@@ -69,7 +70,7 @@ def normalise_host(host: str) -> str:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         pass
-    if not host or len(host) > 253 or not _NAME.match(host):
+    if not host or len(host) > 253 or not _NAME.fullmatch(host):
         raise BadHost(f"not a valid host name: {host!r}")
     return host
 

@@ -113,6 +113,7 @@ async def test_a_hello_arriving_in_pieces_is_read_whole(record_size):
             "TLS record type 23 is not a",
         ),
         (records(b"\x03\x03" + b"\x00" * 20), "truncated ClientHello"),
+        (records(hello_body(sni((0, b"localhost\n")))), "not a valid host name: 'localhost\\n'"),
     ],
     ids=[
         "two-extensions",
@@ -122,6 +123,7 @@ async def test_a_hello_arriving_in_pieces_is_read_whole(record_size):
         "cut-short",
         "not-handshake",
         "truncated",
+        "name-and-lf",
     ],
 )
 async def test_a_refused_hello_closes_and_logs_why(hello, reason, capsys):
