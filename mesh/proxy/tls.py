@@ -23,11 +23,7 @@ def looks_like_tls(first: bytes) -> bool:
 
 
 class NeedMore(NotClientHello):
-    """``data`` is a valid beginning of a ClientHello: ``total`` bytes are needed to go on."""
-
-    def __init__(self, total: int):
-        super().__init__(f"ClientHello incomplete, {total} bytes needed")
-        self.total = total
+    """What arrived is a valid beginning of a ClientHello: more bytes are needed."""
 
 
 class HelloReader:
@@ -47,12 +43,12 @@ class HelloReader:
         while self.offset <= MAX_HELLO:
             offset = self.offset
             if len(data) < offset + 5:
-                raise NeedMore(offset + 5)
+                raise NeedMore
             if data[offset] != HANDSHAKE:
                 raise NotClientHello(f"TLS record type {data[offset]} is not a handshake")
             length = int.from_bytes(data[offset + 3 : offset + 5], "big")
             if len(data) < offset + 5 + length:
-                raise NeedMore(offset + 5 + length)
+                raise NeedMore
             handshake += data[offset + 5 : offset + 5 + length]
             self.offset = offset + 5 + length
             if len(handshake) >= 4:
