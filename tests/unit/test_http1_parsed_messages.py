@@ -71,6 +71,24 @@ REQUESTS = [
         ("GET", "HTTP://a.test", "HTTP/1.1", "a.test", NONE, 0, True, False),
     ),
     (
+        head("GET / HTTP/1.1", "Host: Xa.testX", "Connection: keep-alive", "Connection: close"),
+        ("GET", "/", "HTTP/1.1", "xa.testx", NONE, 0, False, False),
+    ),
+    (
+        head("POST / HTTP/1.1", "Host: a.test", "Transfer-Encoding:", "Content-Length: 2"),
+        ("POST", "/", "HTTP/1.1", "a.test", LENGTH, 2, True, False),
+    ),
+    (
+        head(
+            "POST / HTTP/1.0",
+            "Connection: keep-alive",
+            "Connection: Upgrade",
+            "Expect: x",
+            "Expect: 100-continue",
+        ),
+        ("POST", "/", "HTTP/1.0", None, NONE, 0, True, True),
+    ),
+    (
         head("GET http://a.test/ HTTP/1.0"),
         ("GET", "http://a.test/", "HTTP/1.0", "a.test", NONE, 0, False, False),
     ),
@@ -93,14 +111,33 @@ def test_request_heads_give_what_the_policy_and_the_framing_need(parse, raw, fie
 
 @pytest.mark.parametrize("parse", [parse_request, parse_request_strictly])
 def test_header_lines_are_kept_in_order_with_blanks_around_values_left_out(parse):
-    raw = head("GET / HTTP/1.1", "Host: a.test", "X-Time: 12:30:00", "X-Pad: \t a  b \t", "X-Empty:", "x-a:1")
+    raw = head(
+        "GET / HTTP/1.1",
+        "Host: a.test",
+        "X-Time: 12:30:00",
+        "X-Pad: \t a  b \t",
+        "X-Empty:",
+        "x-a:1",
+        "X-Nbsp: \xa0a\xa0",
+        "X-X: Xy X",
+    )
     assert parse(raw).head.headers == [
         ("Host", "a.test"),
         ("X-Time", "12:30:00"),
         ("X-Pad", "a  b"),
         ("X-Empty", ""),
         ("x-a", "1"),
+        ("X-Nbsp", "\xa0a\xa0"),
+        ("X-X", "Xy X"),
     ]
+
+
+@pytest.mark.parametrize("raw", [raw for raw, _ in REQUESTS])
+def test_both_parsers_give_equal_requests(raw):
+    assert parse_request(raw) == parse_request_strictly(raw)
+    other = raw.replace(b"\r\n\r\n", b"\r\nX-Other: 1\r\n\r\n")
+    assert parse_request(raw) != parse_request_strictly(other)
+    assert parse_request(raw).head != "not a head"
 
 
 # (status, framing, length, keep_alive)
