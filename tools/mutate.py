@@ -28,19 +28,41 @@ CONFIG = ROOT / "tools" / "mutation.toml"
 EQUIVALENT = ROOT / "tools" / "mutation-equivalent.toml"
 WORK = ROOT / "build" / "mutate"
 COPIED = ("mesh", "tests")
-# Appended to the copy's conftest.py: each mutant's tests run fastest first (mutmut passes them in no
-# particular order and stops at the first failure, so a killed mutant costs its fastest failing test).
-FASTEST_FIRST = """
+# Appended to the copy's conftest.py. Each mutant's tests run fastest first: mutmut passes them in no
+# particular order and stops at the first failure, so a killed mutant costs its fastest failing test.
+# A test that runs over TEST_LIMIT seconds fails: mutmut's forced-failure run (every mutated
+# function raising) has no time limit of its own, and a test without timeouts could wait forever.
+TEST_LIMIT = 20
+CONFTEST = f"""
+
+import json as _json
+import signal as _signal
+
+import pytest as _pytest
+
 
 def pytest_collection_modifyitems(items):  # added by tools/mutate.py
-    import json
-
     try:
         with open("mutmut-stats.json") as stats:  # mutmut runs the tests in mutants/
-            durations = json.load(stats)["duration_by_test"]
+            durations = _json.load(stats)["duration_by_test"]
     except (OSError, ValueError, KeyError):
         return
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def _over_time(signum, frame):
+    raise TimeoutError("the test ran over {TEST_LIMIT} s (tools/mutate.py)")
+
+
+@_pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # added by tools/mutate.py
+    previous = _signal.signal(_signal.SIGALRM, _over_time)
+    _signal.alarm({TEST_LIMIT})
+    try:
+        yield
+    finally:
+        _signal.alarm(0)
+        _signal.signal(_signal.SIGALRM, previous)
 """
 KILLED = {"killed", "timeout", "caught by type check"}
 
@@ -132,7 +154,7 @@ def prepare(module: Module) -> Path:
     for name in COPIED:
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
     conftest = ROOT / "conftest.py"
-    (work / "conftest.py").write_text((conftest.read_text() if conftest.exists() else "") + FASTEST_FIRST)
+    (work / "conftest.py").write_text((conftest.read_text() if conftest.exists() else "") + CONFTEST)
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject += (
         "\n[tool.mutmut]\n"
