@@ -214,11 +214,15 @@ def test_after_a_connect_inside_the_tunnel_nothing_is_observed(step):
 
 
 @pytest.mark.parametrize("step", [None, 1, 7])
-def test_a_refused_connect_inside_the_tunnel_is_an_ordinary_answer(step):
+@pytest.mark.parametrize("status", [b"403 Forbidden", b"300 Multiple Choices", b"199 Nope"])
+def test_a_refused_connect_inside_the_tunnel_is_an_ordinary_answer(status, step):
     connect = b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\n\r\n"
-    answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"
+    answer = b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nno"
+    if status.startswith(b"1"):  # an interim answer, then the final one
+        answer = b"HTTP/1.1 199 Nope\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"
     recorded, stopped = observe(connect + GET, answer + OK, step)  # the request side stopped at CONNECT
-    assert recorded == [("CONNECT", "b.test", "b.test:443", 403, 2, 100.0, 101.0)]
+    code = 403 if status.startswith(b"1") else int(status[:3])
+    assert recorded == [("CONNECT", "b.test", "b.test:443", code, 2, 100.0, 101.0)]
     assert stopped  # and the response side at the answer nobody asked for
 
 
@@ -319,3 +323,23 @@ def test_a_header_line_needs_a_name_and_a_colon_right_after_it(line):
 def test_a_start_line_needs_three_parts():
     with pytest.raises(ValueError, match="malformed start line 'HTTP/1.1'"):
         parse_head(b"HTTP/1.1\r\nX-Ok: \xe9")
+
+
+def test_a_piece_that_ends_one_head_and_holds_the_next_is_read_head_by_head():
+    clock = itertools.count(100)
+    observer = HttpObserver("default.test", clock=lambda: float(next(clock)))
+    second = b"GET /2 HTTP/1.1\r\nHost: b.test\r\n\r\n"
+    observer.client_data(GET[:5])
+    observer.client_data(GET[5:] + second)
+    answer = OK + b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"
+    recorded = observer.server_data(answer[:5]) + observer.server_data(answer[5:])
+    summary = [(e.method, e.host, e.path, e.status, e.response_bytes) for e in recorded]
+    assert summary == [("GET", "a.test", "/get", 200, 2), ("GET", "b.test", "/2", 201, 1)]
+
+
+def test_heads_compare_by_start_line_and_headers():
+    plain = parse_head(b"GET / HTTP/1.1\r\nHost: h")
+    assert plain == parse_head(b"GET / HTTP/1.1\r\nhost:  h ")
+    assert plain != parse_head(b"GET / HTTP/1.1\r\nHost: i")
+    assert plain != parse_head(b"GET /x HTTP/1.1\r\nHost: h")
+    assert plain != ("GET", "/", "HTTP/1.1")
