@@ -168,10 +168,10 @@ def prepare(module: Module) -> Path:
         # from the process that ran them all leaves caches warm (functools.cache), and a mutant in
         # a function whose result is cached there is never run.
         'process_isolation = "forkserver"\n'
-        # A mutant that hangs counts as killed after 6x its tests' normal time plus 5 s (mutmut's
-        # default, 15x plus 1 s, spends most of a run waiting on the few mutants that hang).
-        "timeout_multiplier = 6.0\n"
-        "timeout_constant = 5.0\n"
+        # A mutant that hangs counts as killed after 4 x (its tests' normal time + 3 s) of wall time
+        # (mutmut's default, 15 x (time + 1 s), spends most of a run waiting on the few that hang).
+        "timeout_multiplier = 4.0\n"
+        "timeout_constant = 3.0\n"
     )
     (work / "pyproject.toml").write_text(pyproject)
     return work
