@@ -343,3 +343,15 @@ def test_heads_compare_by_start_line_and_headers():
     assert plain != parse_head(b"GET / HTTP/1.1\r\nHost: i")
     assert plain != parse_head(b"GET /x HTTP/1.1\r\nHost: h")
     assert plain != ("GET", "/", "HTTP/1.1")
+
+
+def test_a_body_arriving_after_its_head_in_a_piece_of_its_own_is_no_request():
+    clock = itertools.count(100)
+    observer = HttpObserver("default.test", clock=lambda: float(next(clock)))
+    observer.client_data(b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 26\r\n\r\n")
+    observer.client_data(b"GET /no HTTP/1.1\r\nX: 1\r\n\r\n")
+    observer.client_data(GET)
+    recorded = observer.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n")
+    recorded += observer.server_data(b"HTTP/1.1 200 OK\r\n\r\n" + OK)
+    summary = [(e.method, e.path, e.status, e.response_bytes) for e in recorded]
+    assert summary == [("POST", "/p", 200, 18), ("GET", "/get", 200, 2)]
