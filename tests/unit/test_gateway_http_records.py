@@ -351,7 +351,7 @@ def test_a_body_arriving_after_its_head_in_a_piece_of_its_own_is_no_request():
     observer.client_data(b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 26\r\n\r\n")
     observer.client_data(b"GET /no HTTP/1.1\r\nX: 1\r\n\r\n")
     observer.client_data(GET)
-    recorded = observer.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n")
+    recorded = observer.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n")
     recorded += observer.server_data(b"HTTP/1.1 200 OK\r\n\r\n" + OK)
     summary = [(e.method, e.path, e.status, e.response_bytes) for e in recorded]
-    assert summary == [("POST", "/p", 200, 18), ("GET", "/get", 200, 2)]
+    assert summary == [("POST", "/p", 200, 19), ("GET", "/get", 200, 2)]
