@@ -355,3 +355,33 @@ def test_a_body_arriving_after_its_head_in_a_piece_of_its_own_is_no_request():
     recorded += observer.server_data(b"HTTP/1.1 200 OK\r\n\r\n" + OK)
     summary = [(e.method, e.path, e.status, e.response_bytes) for e in recorded]
     assert summary == [("POST", "/p", 200, 19), ("GET", "/get", 200, 2)]
+
+
+CHUNKED_POST = b"POST /c HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces, expected",
+    [
+        (
+            [CHUNKED_POST, b"1A\r\nGET /no HTTP/1.1\r\n\r\nxxxxxx\r\n0\r\n\r\n", GET],
+            [("POST", "/c"), ("GET", "/get")],
+        ),
+        ([b"CONNECT b.test:443 HTTP/1.1\r\n\r\n", b"GET /no HTTP/1.1\r\n\r\n"], [("CONNECT", "b.test:443")]),
+        ([GET + b"G", b"ET /b HTTP/1.1\r\nHost: b.test\r\n\r\n"], [("GET", "/get"), ("GET", "/b")]),
+        ([b"GE", b"T /a HTTP/1.1\r\nHost: a.test\r\n\r\n"], [("GET", "/a")]),
+        ([b"GET /a HTTP/1.1\r\nHost: a.test\r\n", b"\r\n", GET], [("GET", "/a"), ("GET", "/get")]),
+    ],
+    ids=[
+        "chunked-head-alone",
+        "connect-head-alone",
+        "one-byte-after-a-head",
+        "inside-the-method",
+        "blank-line-alone",
+    ],
+)
+def test_request_heads_are_found_wherever_the_pieces_end(pieces, expected):
+    observer = HttpObserver("default.test", clock=lambda: 1.0)
+    for piece in pieces:
+        observer.client_data(piece)
+    assert [(e.method, e.path) for e in observer.close()] == expected
