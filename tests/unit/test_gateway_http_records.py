@@ -385,3 +385,50 @@ def test_request_heads_are_found_wherever_the_pieces_end(pieces, expected):
     for piece in pieces:
         observer.client_data(piece)
     assert [(e.method, e.path) for e in observer.close()] == expected
+
+
+def test_any_header_of_a_plain_head_is_found_by_name():
+    head = parse_head(b"GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nx-a: 2")
+    assert (head.get("x-a"), head.get("host"), head.get("x-b")) == ("1, 2", "h", None)
+
+
+def exchanges(client: list[bytes], server: list[bytes]) -> list[tuple]:
+    observer = HttpObserver("default.test", clock=lambda: 1.0)
+    for piece in client:
+        observer.client_data(piece)
+    recorded = []
+    for piece in server:
+        recorded += observer.server_data(piece)
+    recorded += observer.close()
+    return [(e.method, e.status, e.response_bytes) for e in recorded]
+
+
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+def test_a_bodyless_answer_with_a_length_leaves_the_bytes_after_it_to_the_next_answer(status):
+    bodyless = b"HTTP/1.1 " + status + b"\r\nContent-Length: 17\r\n\r\n"
+    assert OK.startswith(b"HTTP/1.1 200 OK\r\n")  # 17 bytes
+    assert exchanges([GET + GET], [bodyless + OK[:17], OK[17:]]) == [
+        ("GET", int(status[:3]), 0),
+        ("GET", 200, 2),
+    ]
+
+
+def test_a_connect_answered_2xx_with_a_body_length_is_a_tunnel_all_the_same():
+    connect = b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\n\r\n"
+    answer = b"HTTP/1.1 200 Connection Established\r\nContent-Length: 3\r\n\r\nabc"
+    assert exchanges([connect], [answer, OK]) == [("CONNECT", 200, 0)]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", b"cdefghij" + OK],
+        [OK + b"H", OK[1:]],
+        [OK + OK[:20], OK[20:]],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 80\r\n\r\n" + b"a" * 10, b"a" * 70 + OK],
+    ],
+    ids=["body-in-two-pieces", "one-byte-of-the-next", "part-of-the-next-head", "an-eighth-of-the-body"],
+)
+def test_an_answer_ends_where_its_length_says_whatever_the_pieces(pieces):
+    first = int(pieces[0].split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert exchanges([GET + GET], pieces) == [("GET", 200, first), ("GET", 200, 2)]
