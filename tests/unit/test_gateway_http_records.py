@@ -432,3 +432,9 @@ def test_a_connect_answered_2xx_with_a_body_length_is_a_tunnel_all_the_same():
 def test_an_answer_ends_where_its_length_says_whatever_the_pieces(pieces):
     first = int(pieces[0].split(b"Content-Length: ")[1].split(b"\r\n")[0])
     assert exchanges([GET + GET], pieces) == [("GET", 200, first), ("GET", 200, 2)]
+
+
+def test_a_response_head_is_read_only_once_its_blank_line_is_there():
+    """The first piece ends inside the head, one digit into its Content-Length."""
+    head = b"HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 390"
+    assert exchanges([GET], [head, b"\r\n\r\n" + b"z" * 390]) == [("GET", 200, 390)]
