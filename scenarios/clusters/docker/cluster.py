@@ -5,8 +5,8 @@
 - Pods (``pods.py``): a sandbox container owning a network namespace, the injector's init and
   sidecar containers, the app containers.
 - Network ``mesh``: pod IPs, Services as aliases. Network ``external``: the stand-ins, one
-  stand-ins (``STANDINS``) answering as ``httpbin.org`` and ``httpstat.us``; pods join it too, as a
-  node routes out.
+  stand-ins (``STANDINS``), one container per external name, so ``httpbin.org`` and
+  ``httpstat.us`` have addresses of their own; pods join it too, as a node routes out.
 - kubectl/osm command lines are answered by the kubectl emulator (``scenarios/clusters/kubectl.py``).
 - Extra wiring (the egress boundary's firewall, ...) lives in hooks (``hooks.py``).
 - Everything is labelled ``egress-mesh.io/harness=<run id>`` and removed by ``down()``.
@@ -52,8 +52,11 @@ from scenarios.clusters.docker.pods import PodRuntime
 from scenarios.clusters.docker.store import ObjectStore, admit, key_of, object_key, parse_manifest
 from scenarios.clusters.kubectl import KubectlEmulator
 
-#: stand-in container -> the external names it answers as
-STANDINS = {"standin": ("httpbin.org", "www.httpbin.org", "httpstat.us", "www.httpstat.us")}
+#: stand-in -> the external names it answers as: one container, so one address, per external service
+STANDINS = {
+    "httpbin.org": ("httpbin.org", "www.httpbin.org"),
+    "httpstat.us": ("httpstat.us", "www.httpstat.us"),
+}
 
 
 class DockerCluster(Cluster):
@@ -72,7 +75,7 @@ class DockerCluster(Cluster):
         self.installed_meshconfig: dict[str, Any] | None = None
         self.mesh_network = f"{self.prefix}-mesh"
         self.external_network = f"{self.prefix}-external"
-        #: stand-in name (``httpbin``) -> its container
+        #: external name (``httpbin.org``) -> its stand-in's container
         self.standins: dict[str, str] = {}
         self.controller: str | None = None
         self._lock = threading.RLock()
@@ -154,8 +157,9 @@ class DockerCluster(Cluster):
             if name in self.standins:
                 continue
             spec = ContainerSpec(
-                name=f"{self.prefix}-{name}",
+                name=f"{self.prefix}-standin-{name.split('.')[0]}",
                 image=self.images["standin"],
+                command=["python3", "/opt/standin/standin.py", "--name", name],
                 network=self.external_network,
                 aliases=list(aliases),
                 labels=self.engine.labels(role="standin"),
@@ -174,13 +178,6 @@ class DockerCluster(Cluster):
                 out, err = self.engine.logs(container)
                 return [*results, OpResult(f"docker logs {container}", 1, out, f"{exc}\n{err}")]
         return results
-
-    def standin_address(self, external_name: str) -> str:
-        """The address ``external_name`` (``httpbin.org``) resolves to for pods."""
-        for name, aliases in STANDINS.items():
-            if external_name in aliases and name in self.standins:
-                return self.engine.ip(self.standins[name], self.external_network)
-        raise LookupError(f"no stand-in answers as {external_name}")
 
     def install_mesh(self, options: MeshOptions) -> list[OpResult]:
         self._require_up()
