@@ -45,6 +45,7 @@ from mesh.api import validation
 from mesh.api.hosts import normalise_host
 from mesh.api.load import Document
 from mesh.api.proxyconfig import (
+    GATEWAY_PORT,
     Endpoint,
     Exclusions,
     Identity,
@@ -66,7 +67,6 @@ from mesh.api.resources import (
     Service,
 )
 
-GATEWAY_PORT = 1080
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 ObjectKey = tuple[str, str, str]  # kind, namespace, name
