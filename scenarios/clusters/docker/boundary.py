@@ -13,6 +13,8 @@ from scenarios.clusters.docker.pods import Pod
 
 
 class BoundaryHook(DockerHook):
+    what = "egress boundary"
+
     def __init__(self, cluster) -> None:
         super().__init__(cluster)
         self.firewall = docker_firewall.HostFirewall(cluster.run_id)

@@ -371,11 +371,11 @@ class DockerCluster(Cluster):
         """``result`` after every hook followed the change (their commands appended), or a failure
         saying why a hook could not."""
         actions: list[str] = []
-        try:
-            for hook in self.hooks:
+        for hook in self.hooks:
+            try:
                 actions += hook.objects_changed()
-        except RuntimeError as exc:  # docker_firewall.FirewallError, PodStartError
-            return OpResult(result.command, 1, result.stdout, f"error: egress boundary: {exc}")
+            except RuntimeError as exc:  # docker_firewall.FirewallError, PodStartError
+                return OpResult(result.command, 1, result.stdout, f"error: {hook.what}: {exc}")
         command = "\n".join(line for line in (result.command, *actions) if line)
         return OpResult(command, result.exit_code, result.stdout, result.stderr)
 

@@ -21,6 +21,9 @@ HOOKS: tuple[str, ...] = ("scenarios.clusters.docker.boundary:BoundaryHook",)
 
 
 class DockerHook:
+    #: what the hook enforces, for error messages ("error: egress boundary: ...")
+    what = "docker backend hook"
+
     def __init__(self, cluster: DockerCluster) -> None:
         self.cluster = cluster
 
