@@ -10,6 +10,7 @@ import asyncio
 import copy
 import itertools
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -343,5 +344,27 @@ async def test_reconciler_waits_for_the_first_snapshot_then_retries_until_the_ap
                 break
             await asyncio.sleep(0.05)
         assert state.objects == {}
+    finally:
+        task.cancel()
+
+
+async def test_without_the_permission_and_with_the_boundary_off_the_reconciler_stays_quiet(api, caplog):
+    """An install whose ClusterRole predates networkpolicies: nothing to remove, no retry loop."""
+    state, sync = api
+    caplog.set_level(logging.INFO, logger="mesh.controller.boundary")
+    reconciler = BoundaryReconciler(sync, resync=0.05, retry_wait=lambda _: 0.01)
+    state.failures = [403] * 1000
+    reconciler.update(Reconciler().admit(copy.deepcopy(without("osm-mesh-config") + [meshconfig(True)])))
+    task = asyncio.create_task(reconciler.run())
+    try:
+        await asyncio.sleep(0.3)
+        lists = len(state.requests)
+        assert 1 <= lists <= 10  # one list per resync, none retried
+        infos = [r for r in caplog.records if "cannot list NetworkPolicies" in r.getMessage()]
+        assert len(infos) == 1 and infos[0].levelname == "INFO"
+        reconciler.update(Reconciler().admit(copy.deepcopy(ARTICLE)))  # turned on: now it is an error
+        await asyncio.sleep(0.3)
+        assert len(state.requests) > lists + 10
+        assert any(r.levelname == "WARNING" and "403" in r.getMessage() for r in caplog.records)
     finally:
         task.cancel()
