@@ -31,6 +31,7 @@ from mesh.api.resources import (
     POLICY_API,
 )
 from mesh.api.validation import Problem, describe, field_path, is_mesh_kind, validate_objects
+from mesh.controller.boundary import BOUNDARY_LABEL, NETWORK_POLICY_API
 from mesh.manifests.install import (
     CONTROLLER_NAME,
     PULL_POLICIES,
@@ -181,14 +182,30 @@ def cmd_uninstall(args: argparse.Namespace, connect: ApiFactory) -> int:
     if args.dry_run:
         for obj in objects:
             say(f"would delete {describe(obj)}")
+        say(f"would delete every NetworkPolicy labelled {BOUNDARY_LABEL}={options.mesh_name}")
         return 0
     api = connect(args)
     for obj in objects:
         meta = obj["metadata"]
         deleted = api.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         say(f"  {describe(obj)} {'deleted' if deleted else 'not found'}")
+    _delete_boundary_policies(api, options.mesh_name)
     say(f"Mesh [{options.mesh_name}] uninstalled from namespace [{options.namespace}]")
     return 0
+
+
+def _delete_boundary_policies(api: KubeApi, mesh_name: str) -> None:
+    """The egress boundary's NetworkPolicies (docs/boundary.md), after the controller that keeps them:
+    left behind, they would keep the meshed namespaces shut with no gateway config to follow."""
+    selector = f"{BOUNDARY_LABEL}={mesh_name}"
+    try:
+        policies = api.list(NETWORK_POLICY_API, "NetworkPolicy", label_selector=selector)
+    except NotServed:  # a cluster without the networking API has none
+        return
+    for policy in policies:
+        meta = policy["metadata"]
+        deleted = api.delete(NETWORK_POLICY_API, "NetworkPolicy", meta["name"], meta["namespace"])
+        say(f"  NetworkPolicy {meta['namespace']}/{meta['name']} {'deleted' if deleted else 'not found'}")
 
 
 # --- namespaces -------------------------------------------------------------------------------------

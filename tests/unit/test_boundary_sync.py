@@ -25,10 +25,12 @@ from mesh.controller.boundary import BOUNDARY_LABEL, POLICY_NAME, compile_bounda
 from mesh.controller.boundary_sync import BoundaryReconciler, BoundarySyncError, NetworkPolicySync
 from mesh.controller.reconciler import Reconciler
 from mesh.manifests import K8S_VERSIONS
+from mesh.manifests.install import InstallOptions, cluster_role
 from tests.article import global_egress_gateway, httpbin_80, meshconfig
 from tests.unit.test_boundary import GATEWAY_SERVICE, namespace
 
 PREFIX = "/apis/networking.k8s.io/v1"
+VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 class ApiState:
@@ -44,6 +46,13 @@ class ApiState:
         self.race_next_replace = False
         #: namespace -> message: creates there are refused as invalid (rules beyond the schema)
         self.refuse_create: dict[str, str] = {}
+        #: what the controller's installed ClusterRole lets it do to NetworkPolicies (RBAC)
+        self.allowed_verbs = {
+            verb
+            for rule in cluster_role(InstallOptions())["rules"]
+            if "networking.k8s.io" in rule["apiGroups"] and "networkpolicies" in rule["resources"]
+            for verb in rule["verbs"]
+        }
 
     def store(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -83,6 +92,10 @@ def make_handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 self._status(code, "Forbidden" if code == 403 else "ServiceUnavailable", f"injected {code}")
                 return
             parts = url.path.removeprefix(PREFIX).strip("/").split("/")
+            collection = len(parts) in (1, 3)  # networkpolicies, namespaces/NS/networkpolicies
+            verb = "list" if self.command == "GET" and collection else VERBS[self.command]
+            if verb not in state.allowed_verbs:
+                return self._status(403, "Forbidden", f"cannot {verb} networkpolicies")
             if parts == ["networkpolicies"] and self.command == "GET":
                 return self._list(parse_qs(url.query).get("labelSelector", [""])[0])
             if len(parts) < 3 or parts[0] != "namespaces" or parts[2] != "networkpolicies":

@@ -332,6 +332,34 @@ def test_uninstall_deletes_the_webhook_first(capsys: pytest.CaptureFixture[str])
     )
 
 
+def test_uninstall_removes_the_egress_boundary_policies_after_the_controller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Left behind, the boundary's NetworkPolicies would keep meshed namespaces shut (docs/boundary.md)."""
+    api = FakeKube()
+    run(["install", "--timeout", "0"], api)
+
+    def policy(ns: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": name, "namespace": ns, "labels": labels}
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta}
+
+    api.add(policy("curl", "egress-mesh-boundary", {"egress-mesh.io/boundary": "osm"}))
+    api.add(policy("shop", "egress-mesh-boundary", {"egress-mesh.io/boundary": "edge"}))  # another mesh's
+    api.add(policy("curl", "deny-all", {}))  # the user's own
+    api.calls.clear()
+    assert run(["uninstall"], api) == 0
+    deleted = [what for op, what in api.calls if op == "delete"]
+    assert deleted.index("NetworkPolicy/egress-mesh-boundary") > deleted.index("Deployment/osm-controller")
+    left = sorted(
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in api.list("networking.k8s.io/v1", "NetworkPolicy")
+    )
+    assert left == [("curl", "deny-all"), ("shop", "egress-mesh-boundary")]
+    assert "NetworkPolicy curl/egress-mesh-boundary deleted" in capsys.readouterr().out
+    assert run(["uninstall", "--dry-run"], None) == 0
+    assert "would delete every NetworkPolicy labelled egress-mesh.io/boundary=osm" in capsys.readouterr().out
+
+
 def test_validate_accepts_the_article_and_reports_problems(tmp_path: Path) -> None:
     good = tmp_path / "article.yaml"
     good.write_text(ARTICLE_MANIFESTS)
