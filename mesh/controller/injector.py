@@ -13,7 +13,10 @@ backend. An injected pod gets, ahead of its own init containers (so they are int
   downward API. Its startup probe (``GET :15021/healthz/ready``) succeeds once a config has been
   applied; the kubelet starts the next init containers and the app containers only then (what
   Istio's holdApplicationUntilProxyStarts does);
-- annotation ``openservicemesh.io/sidecar-injected: "true"``.
+- annotation ``openservicemesh.io/sidecar-injected: "true"``;
+- with ``openservicemesh.io/drop-setuid-capabilities: "true"`` on the pod or its namespace,
+  ``SETUID`` and ``SETGID`` dropped from the pod's own containers, so no app process can become
+  the sidecar's UID (docs/boundary.md).
 
 Pods already injected, using the host network, or opted out with
 ``openservicemesh.io/sidecar-injection: disabled`` on the pod or its namespace, are returned
