@@ -102,6 +102,11 @@ def test_container_spec_cli_line():
     )
 
 
+def test_container_spec_cli_line_with_capabilities():
+    spec = ContainerSpec(name="c", image="i", cap_add=["NET_ADMIN"], cap_drop=["SETUID", "SETGID"])
+    assert spec.cli() == "docker run -d --name c --cap-add NET_ADMIN --cap-drop SETUID --cap-drop SETGID i"
+
+
 def test_kubectl_file_arguments():
     from scenarios.clusters.kubectl import parse
 

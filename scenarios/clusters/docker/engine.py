@@ -41,6 +41,7 @@ class ContainerSpec:
     network: str | None = None  # a network name, or "container:<id>"
     aliases: list[str] = field(default_factory=list)
     cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
     binds: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
@@ -58,6 +59,8 @@ class ContainerSpec:
             argv += ["--user", self.user]
         for cap in self.cap_add:
             argv += ["--cap-add", cap]
+        for cap in self.cap_drop:
+            argv += ["--cap-drop", cap]
         for bind in self.binds:
             argv += ["-v", bind]
         for env in self.env:
@@ -138,7 +141,11 @@ class Engine:
                 {spec.network: api.create_endpoint_config(aliases=spec.aliases or None)}
             )
         host_config = api.create_host_config(
-            network_mode=spec.network, cap_add=spec.cap_add or None, binds=spec.binds or None, init=False
+            network_mode=spec.network,
+            cap_add=spec.cap_add or None,
+            cap_drop=spec.cap_drop or None,
+            binds=spec.binds or None,
+            init=False,
         )
         created = api.create_container(
             spec.image,

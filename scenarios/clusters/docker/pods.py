@@ -180,6 +180,7 @@ class PodRuntime:
             user=user,
             network=f"container:{pod.sandbox}",
             cap_add=list((security.get("capabilities") or {}).get("add") or ()),
+            cap_drop=list((security.get("capabilities") or {}).get("drop") or ()),
             labels=self.engine.labels(
                 role=role, pod=f"{pod.namespace}/{pod.name}", container=container["name"]
             ),
