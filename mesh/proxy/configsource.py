@@ -27,7 +27,7 @@ from mesh.proxy.log import emit
 
 OnConfig = Callable[[ProxyConfig], Awaitable[None]]
 LONG_POLL_SECONDS = 30
-CONNECT_TIMEOUT = 1.0  # seconds; a controller on the cluster network answers a SYN in milliseconds
+CONNECT_TIMEOUT = 0.5  # seconds; a controller on the cluster network answers a SYN in milliseconds
 #: answers that say "not you" or "not so often": retrying soon would not help
 REFUSALS_TO_SLOW_DOWN = (401, 403, 429)
 
