@@ -112,7 +112,7 @@ class DockerCredentials:
         self._rotation.start()
 
     def _rotate_every(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        while not self._stop.wait(interval) and self.directory.is_dir():  # gone: the run was cleaned up
             self.rotate()
 
 
