@@ -55,7 +55,9 @@ def curl_get_then_headers(topo) -> list[tuple[str, str, str]]:
 
 
 def controller_status(topo) -> dict:
-    result = topo.world.run("curl", "-s", "--max-time", "5", f"http://{WORLD_IP}:15128/v1/status")
+    # errors are shown to loopback callers: from the controller's namespace, with a loopback source
+    url = f"http://{WORLD_IP}:15128/v1/status"
+    result = topo.world.run("curl", "-s", "--max-time", "5", "--interface", "127.0.0.1", url)
     return json.loads(result.stdout) if result.returncode == 0 else {}
 
 
