@@ -20,6 +20,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from mesh.api import crds
+from mesh.api.lists import parse_cidrs, parse_ports
 from mesh.api.load import Document, LoadError, dump_all, load_paths
 from mesh.api.resources import (
     DEFAULT_MESH_NAME,
@@ -553,7 +554,7 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
     )
     inject.add_argument(
         "--exclude-ip-ranges",
-        type=_csv,
+        type=_csv_cidrs,
         default=[],
         metavar="CIDR,...",
         help="outbound ranges never intercepted",
@@ -613,15 +614,18 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _csv(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+def _csv_cidrs(text: str) -> list[str]:
+    try:
+        return parse_cidrs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected ranges separated by commas") from None
 
 
 def _csv_ports(text: str) -> list[int]:
-    ports = _csv(text)
-    if not all(p.isdigit() and 1 <= int(p) <= 65535 for p in ports):
-        raise argparse.ArgumentTypeError(f"expected port numbers 1-65535 separated by commas, got {text!r}")
-    return [int(p) for p in ports]
+    try:
+        return parse_ports(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected port numbers separated by commas") from None
 
 
 def connect(args: argparse.Namespace) -> KubeApi:

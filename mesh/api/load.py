@@ -112,11 +112,12 @@ def _bound(file: str, event: yaml.Event, what: str) -> LoadError:
     return LoadError(f"{file}: {where}refused: {what}")
 
 
-def load_text(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS) -> list[Document]:
-    """Every non-empty document of ``text``; ``kind: List`` objects are expanded into their items.
+def load_documents(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS) -> list[Document]:
+    """Every non-empty YAML document of ``text``, whatever it holds (the one multi-document
+    reader: manifests through ``load_text``, scenario files, ...).
 
     Raises LoadError for YAML syntax errors, values YAML cannot represent in Python (an integer
-    of 5,000 digits, the 13th month), documents that are not mappings and broken ``limits``.
+    of 5,000 digits, the 13th month) and broken ``limits``.
     """
     check_limits(text, file, limits)
     documents: list[Document] = []
@@ -137,16 +138,7 @@ def load_text(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS)
                 raise LoadError(
                     f"{file}: document {index} (line {line}): cannot read a value: {reason}"
                 ) from None
-            if data is None:
-                continue
-            if not isinstance(data, dict):
-                raise LoadError(
-                    f"{file}: document {index} (line {line}): expected a Kubernetes object (a mapping), "
-                    f"got {type(data).__name__}"
-                )
-            if data.get("kind") == "List" and isinstance(data.get("items"), list):
-                documents.extend(Document(item, file, index, line) for item in data["items"])
-            else:
+            if data is not None:
                 documents.append(Document(data, file, index, line))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -158,6 +150,26 @@ def load_text(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS)
         raise LoadError(f"{file}: invalid YAML: {' '.join(str(exc).split())}") from None
     finally:
         loader.dispose()
+    return documents
+
+
+def load_text(text: str, file: str = "<stdin>", limits: Limits = DEFAULT_LIMITS) -> list[Document]:
+    """Every non-empty document of ``text``; ``kind: List`` objects are expanded into their items.
+
+    Raises LoadError as ``load_documents`` does, and for documents that are not mappings.
+    """
+    documents: list[Document] = []
+    for doc in load_documents(text, file, limits):
+        data = doc.obj
+        if not isinstance(data, dict):
+            raise LoadError(
+                f"{file}: document {doc.index} (line {doc.line}): expected a Kubernetes object (a mapping), "
+                f"got {type(data).__name__}"
+            )
+        if data.get("kind") == "List" and isinstance(data.get("items"), list):
+            documents.extend(Document(item, file, doc.index, doc.line) for item in data["items"])
+        else:
+            documents.append(doc)
     return documents
 
 

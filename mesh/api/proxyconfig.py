@@ -34,6 +34,8 @@ from typing import Any
 
 SCHEMA_ID = "egress-mesh.io/proxyconfig/v1"
 CONFIG_PORT = 15128
+#: where an egress gateway takes tunnels (``CONNECT host:port``; the contract is mesh/gateway/tunnel.py)
+GATEWAY_PORT = 1080
 #: the sidecar's readiness endpoint (HTTP): 200 once a config has been applied, 503 before
 READINESS_PORT = 15021
 READINESS_PATH = "/healthz/ready"

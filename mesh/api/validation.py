@@ -29,6 +29,7 @@ from typing import Any
 import jsonschema
 
 from mesh.api import crds
+from mesh.api.hosts import normalise_host as normalize_host  # the one definition; this name for callers
 from mesh.api.load import Document
 from mesh.api.resources import HTTP_ROUTE_GROUP_KIND, SMI_SPECS_API, Ref
 
@@ -202,15 +203,6 @@ def _schema_problem(obj: dict[str, Any], err: jsonschema.ValidationError) -> lis
 
 
 # --- rules the schema cannot express ------------------------------------------------------------
-
-
-def normalize_host(host: str) -> str:
-    """Lower case, no trailing dot, international names in their ASCII (IDNA) form."""
-    host = host.rstrip(".").lower()
-    if host.isascii():
-        return host
-    prefix, rest = ("*.", host[2:]) if host.startswith("*.") else ("", host)
-    return prefix + rest.encode("idna").decode("ascii")
 
 
 def host_problem(host: str) -> str | None:

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.api import credentials
+from mesh.api.lists import parse_cidrs, parse_ports
 from mesh.api.proxyconfig import CONFIG_PORT, READINESS_PATH, READINESS_PORT, Exclusions
 from mesh.api.resources import (
     DEFAULT_MESH_NAME,
@@ -316,24 +316,15 @@ def json_patch(original: Mapping[str, Any], injected: Mapping[str, Any]) -> list
     return ops
 
 
-def _split(annotations: Mapping[str, Any], key: str) -> list[str]:
-    return [v.strip() for v in str(annotations.get(key) or "").split(",") if v.strip()]
-
-
 def _cidrs(annotations: Mapping[str, Any], key: str) -> list[str]:
-    values = _split(annotations, key)
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise InjectionError(f"annotation {key}: {value!r} is not an IP range (CIDR)") from None
-    return values
+    try:
+        return parse_cidrs(str(annotations.get(key) or ""))
+    except ValueError as exc:
+        raise InjectionError(f"annotation {key}: {exc}") from None
 
 
 def _ports(annotations: Mapping[str, Any], key: str) -> list[int]:
-    ports = []
-    for value in _split(annotations, key):
-        if not value.isdigit() or not 1 <= int(value) <= 65535:
-            raise InjectionError(f"annotation {key}: {value!r} is not a port number 1-65535")
-        ports.append(int(value))
-    return ports
+    try:
+        return parse_ports(str(annotations.get(key) or ""))
+    except ValueError as exc:
+        raise InjectionError(f"annotation {key}: {exc}") from None

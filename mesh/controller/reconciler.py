@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.api import validation
+from mesh.api.hosts import normalise_host
 from mesh.api.load import Document
 from mesh.api.proxyconfig import (
+    GATEWAY_PORT,
     Endpoint,
     Exclusions,
     Identity,
@@ -65,7 +67,6 @@ from mesh.api.resources import (
     Service,
 )
 
-GATEWAY_PORT = 1080
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 ObjectKey = tuple[str, str, str]  # kind, namespace, name
@@ -304,10 +305,6 @@ def missing_route_groups(egresses: Iterable[Egress], groups: Iterable[HTTPRouteG
         for i, m in enumerate(egress.matches)
         if m.is_http_route_group and (egress.namespace, m.name) not in known
     ]
-
-
-def normalise_host(host: str) -> str:
-    return host.strip().lower().rstrip(".")
 
 
 def _names(egress: Egress, identity: Identity) -> bool:

@@ -8,8 +8,9 @@ the source.
 - ``DirectorySource``: every ``*.yaml``/``*.yml``/``*.json`` file below a directory, each holding
   one or more YAML documents (``kind: List`` is expanded), read with the bounds of
   ``mesh.api.load`` (size, documents, depth, alias expansion) in a thread, off the event loop.
-  Objects come as ``Document``s, so messages name their file. Files are polled (mtime, size,
-  inode) every ``interval`` seconds. A file that fails to load is reported by name and its
+  Objects come as ``Document``s, so messages name their file. Changes are watched
+  (``mesh.api.watch``: inotify, or polling every ``interval`` seconds where there is none) and
+  confirmed by each file's (mtime, size, inode). A file that fails to load is reported by name and its
   previous good content (if any) stays in force; other files are not affected.
 - ``KubernetesSource``: list + watch through the official ``kubernetes`` client, one thread per
   resource kind (control plane only): MeshConfig (mesh namespace), Egress, EgressGateway,
@@ -34,6 +35,7 @@ from tenacity import Retrying, retry_if_exception, wait_exponential
 
 from mesh.api.load import MANIFEST_SUFFIXES, Document, LoadError, load_file
 from mesh.api.resources import DEFAULT_MESH_NAMESPACE, MESHCONFIG_API, POLICY_API, SMI_SPECS_API
+from mesh.api.watch import changes
 
 from .offload import off_loop
 from .reconciler import ObjectKey, object_key
@@ -127,8 +129,7 @@ class DirectorySource(Source):
     async def run(self, publish: Publish) -> None:
         await off_loop(self.scan)
         await publish(self.state())
-        while True:
-            await asyncio.sleep(self.interval)
+        async for _ in changes(self.directory, poll=self.interval):
             if await off_loop(self.scan):
                 await publish(self.state())
 

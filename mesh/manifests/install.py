@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.api import crds
+from mesh.api.lists import parse_cidrs, parse_ports
 from mesh.api.proxyconfig import CONFIG_PORT
 from mesh.api.resources import (
     DEFAULT_MESH_NAME,
@@ -124,31 +125,18 @@ def _replicas(key: str, text: str) -> int:
     return int(text)
 
 
-def _items(text: str) -> list[str]:
-    text = text.strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def _cidrs(key: str, text: str) -> list[str]:
-    import ipaddress
-
-    items = _items(text)
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise OptionError(f"--set {key}: {item!r} is not a CIDR such as 10.0.0.0/8") from None
-    return items
+    try:
+        return parse_cidrs(text)
+    except ValueError as exc:
+        raise OptionError(f"--set {key}: {exc}") from None
 
 
 def _ports(key: str, text: str) -> list[int]:
-    items = _items(text)
-    for item in items:
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
-            raise OptionError(f"--set {key}: {item!r} is not a port number between 1 and 65535")
-    return [int(item) for item in items]
+    try:
+        return parse_ports(text)
+    except ValueError as exc:
+        raise OptionError(f"--set {key}: {exc}") from None
 
 
 #: --set key -> (InstallOptions field, parser, help)

@@ -21,6 +21,8 @@ import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from mesh.api import lists
+
 OUTBOUND_CHAIN = "OSM_PROXY_OUTBOUND"
 REDIRECT_CHAIN = "OSM_PROXY_OUT_REDIRECT"
 OUTPUT_JUMP = ("-p", "tcp", "-j", OUTBOUND_CHAIN)
@@ -65,24 +67,17 @@ IPV6 = Family(6, "ip6tables-restore", "ip6tables", "::1/128")
 
 def parse_cidrs(text: str | None, option: str) -> tuple[Network, ...]:
     """``"10.0.0.0/8, 192.168.1.1"`` -> networks; a clear InvalidOption for anything else."""
-    networks = []
-    for item in _items(text):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise InvalidOption(
-                f"{option}: {item!r} is not an IP address range (expected CIDR like 10.0.0.0/8)"
-            ) from None
-    return tuple(networks)
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in lists.parse_cidrs(text))
+    except ValueError as exc:
+        raise InvalidOption(f"{option}: {exc}") from None
 
 
 def parse_ports(text: str | None, option: str) -> tuple[int, ...]:
-    ports = []
-    for item in _items(text):
-        if not item.isdigit():
-            raise InvalidOption(f"{option}: {item!r} is not a port number (expected 1-65535)")
-        ports.append(_check_port(int(item), option))
-    return tuple(dict.fromkeys(ports))
+    try:
+        return tuple(dict.fromkeys(lists.parse_ports(text)))
+    except ValueError as exc:
+        raise InvalidOption(f"{option}: {exc}") from None
 
 
 def chain_rules(opts: Interception, family: Family = IPV4) -> list[str]:
@@ -158,10 +153,6 @@ def _denied_message(family: Family, stderr: str) -> str:
 
 def _of_family(networks: Iterable[Network], family: Family) -> list[Network]:
     return [n for n in networks if n.version == family.version]
-
-
-def _items(text: str | None) -> list[str]:
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 def _check_port(port: int, option: str) -> int:

@@ -54,6 +54,17 @@ class BackendOptions:
     base_image: str | None = None
 
 
+@dataclass
+class PodInfo:
+    """One pod as ``kubectl get pod`` lists it."""
+
+    namespace: str
+    name: str
+    ip: str
+    status: str  # Running, Error, Pending
+    containers: int
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (binary missing, no Docker, no cluster); the message says why."""
 
@@ -131,3 +142,21 @@ class Cluster(ABC):
     def wait_ready(self, namespace: str, selector: str, timeout: float = 120.0) -> OpResult:
         """Wait until pods matching ``selector`` are ready; on timeout raise TimeoutError whose message
         says what is not ready and why."""
+
+    # reading pods and objects by name: optional, for backends that answer kubectl themselves ------------
+    # (the Docker backend's kubectl emulator, scenarios/clusters/kubectl.py, is built on these)
+    def get_object(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        """The stored object ``kubectl get KIND NAME -n NS -o json`` shows, or None."""
+        raise Unsupported(f"the {self.name} backend does not read objects itself")
+
+    def list_pods(self, namespace: str, selector: str = "") -> list[PodInfo]:
+        """The pods of ``namespace`` matching label ``selector``, by name."""
+        raise Unsupported(f"the {self.name} backend does not list pods itself")
+
+    def exec_pod(self, namespace: str, pod: str, container: str | None, argv: Sequence[str]) -> OpResult:
+        """``exec`` in the pod called ``pod`` (its first container when ``container`` is None)."""
+        raise Unsupported(f"the {self.name} backend does not exec by pod name itself")
+
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> OpResult:
+        """``logs`` of the pod called ``pod``."""
+        raise Unsupported(f"the {self.name} backend does not read logs by pod name itself")

@@ -11,7 +11,6 @@ import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from mesh.api.resources import DEFAULT_MESHCONFIG_NAME
 from scenarios.clusters.base import MeshOptions, join
@@ -154,30 +153,3 @@ def uninstall_argv(options: MeshOptions, base: Sequence[str] = ("meshctl",)) -> 
 def map_osm_argv(argv: Sequence[str], base: Sequence[str] = ("meshctl",)) -> list[str]:
     """``osm namespace add curl`` -> ``meshctl namespace add curl`` (same program, article name)."""
     return [*base, *argv[1:]]
-
-
-def apply_target(argv: Sequence[str]) -> tuple[str, str | None] | None:
-    """For ``kubectl apply|create [-n NS] -f FILE``: (FILE, NS), so local files get image substitution."""
-    if len(argv) < 4 or argv[0] != "kubectl" or argv[1] not in ("apply", "create"):
-        return None
-    filename = namespace = None
-    rest = list(argv[2:])
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        value = rest[i + 1] if i + 1 < len(rest) else None
-        if arg in ("-f", "--filename"):
-            filename, i = value, i + 2
-        elif arg in ("-n", "--namespace"):
-            namespace, i = value, i + 2
-        elif arg.startswith("--filename="):
-            filename, i = arg.split("=", 1)[1], i + 1
-        elif arg.startswith("--namespace="):
-            namespace, i = arg.split("=", 1)[1], i + 1
-        elif arg.startswith("-"):
-            return None  # flags we do not interpret: hand the command to kubectl as it is
-        else:
-            return None
-    if not filename or filename == "-" or "://" in filename or not Path(filename).is_file():
-        return None
-    return filename, namespace

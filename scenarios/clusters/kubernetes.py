@@ -33,7 +33,6 @@ from scenarios.clusters.base import (
 from scenarios.clusters.commands import (
     apply_argv,
     apply_display,
-    apply_target,
     delete_argv,
     exec_argv,
     exec_display,
@@ -57,6 +56,7 @@ from scenarios.clusters.k8s_images import (
     short_name,
     substitute_images,
 )
+from scenarios.clusters.kubectl import apply_target
 from scenarios.clusters.pods import container_problem, describe_not_ready, live_pods, pick_pod, pod_is_ready
 from scenarios.names import GATEWAY_NAMESPACE, GATEWAY_SELECTOR, MANIFESTS_DIR, SAMPLE_NAMESPACES
 

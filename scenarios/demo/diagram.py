@@ -4,7 +4,7 @@ gateway, httpbin.org / httpstat.us) with the observed result on each edge, as a 
 
 from __future__ import annotations
 
-from mesh.gateway.tunnel import GATEWAY_PORT
+from mesh.api.proxyconfig import GATEWAY_PORT
 from scenarios.demo.matrix import DESTINATIONS, Cell, Row, build, row_labels
 from scenarios.demo.model import DemoRun
 from scenarios.demo.text import t

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from mesh.api.hosts import normalise_host
 from scenarios.format import RequestStep
 from scenarios.runner import ScenarioResult, StepResult
 
@@ -40,7 +41,7 @@ class Outcome:
 def host_of(url_or_host: str) -> str:
     """``http://HttpBin.org:80/get`` or ``httpbin.org.:80`` -> ``httpbin.org``."""
     host = urlsplit(url_or_host).hostname if "://" in url_or_host else url_or_host.rsplit(":", 1)[0]
-    return (host or url_or_host).lower().rstrip(".")
+    return normalise_host(host or url_or_host)
 
 
 def _when(value: str | None) -> datetime | None:

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from mesh.api.load import MANIFEST_SUFFIXES, LoadError, load_text
+from mesh.api.load import MANIFEST_SUFFIXES, LoadError, load_documents, load_text
 from scenarios.format.check_steps import ExecStep, GatewayLogStep, LogStep, RequestStep
 from scenarios.format.common import Model, Name, Step, StepMeta, Text, TextInput, TextObject
 from scenarios.format.errors import ScenarioError, describe
@@ -195,9 +194,9 @@ def load_scenarios(path: Path | str) -> list[Scenario]:
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror}") from None
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+        documents = [doc.obj for doc in load_documents(text, str(path))]
+    except LoadError as exc:
+        raise ScenarioError(str(exc)) from None
     if not documents:
         raise ScenarioError(f"{path}: no scenario in the file")
     if len(documents) == 1:

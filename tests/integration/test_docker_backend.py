@@ -250,7 +250,7 @@ def test_unknown_commands_are_unsupported(fresh):
 
 
 def test_down_removes_everything_and_keep_leaves_it(refs):
-    from scenarios.clusters.docker import HARNESS_LABEL, DockerCluster, remove_run
+    from scenarios.clusters.docker import HARNESS_LABEL, STANDINS, DockerCluster, remove_run
 
     client = docker_client()
     for keep in (False, True):
@@ -268,12 +268,13 @@ def test_down_removes_everything_and_keep_leaves_it(refs):
         assert c.apply(yaml.safe_dump(pod)).ok
         c.wait_ready("default", "app=plain", timeout=20)
         label = {"label": f"{HARNESS_LABEL}={c.run_id}"}
-        assert len(client.containers.list(all=True, filters=label)) == 3  # stand-in, sandbox, app
+        # a stand-in per external name, the sandbox, the app
+        assert len(client.containers.list(all=True, filters=label)) == len(STANDINS) + 2
         c.down()
         containers = client.containers.list(all=True, filters=label)
         networks = client.networks.list(filters=label)
         if keep:
-            assert len(containers) == 3 and len(networks) == 2
+            assert len(containers) == len(STANDINS) + 2 and len(networks) == 2
             remove_run(client, c.run_id)
         else:
             assert containers == [] and networks == []

@@ -9,7 +9,6 @@ from scenarios.clusters.docker import (
     ContainerSpec,
     kind_of,
     manifest_filename,
-    parse_kubectl_file,
     resolve_env,
     selector_matches,
     service_aliases,
@@ -104,9 +103,15 @@ def test_container_spec_cli_line():
 
 
 def test_kubectl_file_arguments():
-    assert parse_kubectl_file(["-n", "curl", "-f", "x.yaml"]) == ("x.yaml", "curl")
-    assert parse_kubectl_file(["--filename=x.yaml", "--namespace=curl"]) == ("x.yaml", "curl")
-    assert parse_kubectl_file(["-f", "x.yaml"]) == ("x.yaml", None)
+    from scenarios.clusters.kubectl import parse
+
+    for argv, expected in [
+        (["kubectl", "apply", "-n", "curl", "-f", "x.yaml"], ("x.yaml", "curl")),
+        (["kubectl", "apply", "--filename=x.yaml", "--namespace=curl"], ("x.yaml", "curl")),
+        (["kubectl", "create", "-f", "x.yaml"], ("x.yaml", None)),
+    ]:
+        cmd = parse(argv)
+        assert (cmd.filename, cmd.namespace) == expected
 
 
 def test_names():

@@ -119,3 +119,12 @@ def test_main_reports_port_in_use():
             ["--host", "127.0.0.1", "--http-port", str(port), "--https-port", "0", "--echo-port", "0"]
         )
     assert code == 1
+
+
+async def test_a_named_standin_says_who_answered_and_an_unnamed_one_does_not(client):
+    async with TestClient(TestServer(standin.make_app("httpstat.us"), host="127.0.0.1")) as named:
+        for path in ("/get", "/200", "/status/404"):
+            resp = await named.get(path, headers={"Host": "httpbin.org"})
+            assert resp.headers[standin.IDENTITY_HEADER] == "httpstat.us"
+    resp = await client.get("/200")
+    assert standin.IDENTITY_HEADER not in resp.headers

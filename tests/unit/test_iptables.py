@@ -103,7 +103,7 @@ def test_more_than_fifteen_ports_are_split_across_multiport_rules():
             "'example.com' is not an IP address range",
         ),
         (["--exclude-ports", "80,http"], "--exclude-ports: 'http' is not a port number"),
-        (["--exclude-ports", "0"], "--exclude-ports: 0 is not a port number"),
+        (["--exclude-ports", "0"], "--exclude-ports: '0' is not a port number"),
         (["--proxy-port", "70000"], "--proxy-port: 70000 is not a port number"),
         (["--proxy-uid", "-1"], "--proxy-uid must be a user id"),
     ],

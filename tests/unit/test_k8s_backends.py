@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from scenarios.clusters import commands, coredns, external, k3d, k3s, k3s_container, k8s_images, kind
+from scenarios.clusters import commands, coredns, external, k3d, k3s, k3s_container, k8s_images, kind, kubectl
 from scenarios.clusters import kubernetes as k8s
 from scenarios.clusters import pods as k8s_pods
 from scenarios.clusters.base import BackendOptions, BackendUnavailable, MeshOptions
@@ -162,10 +162,10 @@ spec:
 def test_apply_target_recognises_local_files_only(tmp_path):
     path = tmp_path / "curl.yaml"
     path.write_text("kind: Namespace\n")
-    assert commands.apply_target(["kubectl", "apply", "-n", "curl", "-f", str(path)]) == (str(path), "curl")
-    assert commands.apply_target(["kubectl", "apply", "-f", "https://example.invalid/x.yaml"]) is None
-    assert commands.apply_target(["kubectl", "apply", "-f", str(path), "--server-side"]) is None
-    assert commands.apply_target(["kubectl", "create", "namespace", "curl"]) is None
+    assert kubectl.apply_target(["kubectl", "apply", "-n", "curl", "-f", str(path)]) == (str(path), "curl")
+    assert kubectl.apply_target(["kubectl", "apply", "-f", "https://example.invalid/x.yaml"]) is None
+    assert kubectl.apply_target(["kubectl", "apply", "-f", str(path), "--server-side"]) is None
+    assert kubectl.apply_target(["kubectl", "create", "namespace", "curl"]) is None
 
 
 # ---- per-backend image loading ------------------------------------------------------------------

@@ -46,15 +46,27 @@ def test_a_broken_manifest_is_refused_so_the_check_can_fail():
         kubernetes_validate.validate(broken, matrix_versions()[-1], strict=True)
 
 
-def test_standins_serve_both_names_on_80_and_443_outside_the_mesh():
+def test_each_external_name_has_its_own_standin_on_80_and_443_outside_the_mesh():
     docs = _documents(ROOT / "scenarios" / "manifests" / "standins.yaml")
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     namespace = by_kind[("Namespace", coredns.STANDIN_NAMESPACE)]
     assert "openservicemesh.io/monitored-by" not in (namespace["metadata"].get("labels") or {})
-    deployment = by_kind[("Deployment", "standin")]
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "egress-mesh/standin"
-    for service in coredns.STANDIN_HOSTS.values():
-        ports = {p["port"] for p in by_kind[("Service", service)]["spec"]["ports"]}
-        assert {80, 443} <= ports
-        assert by_kind[("Service", service)]["metadata"]["namespace"] == coredns.STANDIN_NAMESPACE
+    selected = set()
+    for host, service in coredns.STANDIN_HOSTS.items():
+        svc = by_kind[("Service", service)]
+        assert {80, 443} <= {p["port"] for p in svc["spec"]["ports"]}
+        assert svc["metadata"]["namespace"] == coredns.STANDIN_NAMESPACE
+        [deployment] = [
+            d
+            for d in docs
+            if d["kind"] == "Deployment"
+            and all(
+                d["spec"]["template"]["metadata"]["labels"].get(k) == v
+                for k, v in svc["spec"]["selector"].items()
+            )
+        ]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "egress-mesh/standin"
+        assert container["command"][-2:] == ["--name", host]  # it answers with X-Standin: HOST
+        selected.add(deployment["metadata"]["name"])
+    assert len(selected) == len(coredns.STANDIN_HOSTS)  # one pod, so one address, per name

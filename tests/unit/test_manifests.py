@@ -264,7 +264,7 @@ def test_pull_policy_always_with_local_images_falls_back_with_a_notice() -> None
         ("osm.enableEgress=maybe", "--set osm.enableEgress: must be true or false (got 'maybe')"),
         ("osm.image.pullPolicy=Sometimes", "must be one of Always, IfNotPresent, Never"),
         ("osm.osmController.replicaCount=0", "must be a whole number of at least 1"),
-        ("osm.outboundIPRangeExclusionList=10.0.0.0/40", "'10.0.0.0/40' is not a CIDR"),
+        ("osm.outboundIPRangeExclusionList=10.0.0.0/40", "'10.0.0.0/40' is not an IP address range"),
         ("osm.outboundPortExclusionList={80,0}", "'0' is not a port number"),
         ("osm.enableEgress", "expected KEY=VALUE"),
     ],

@@ -407,7 +407,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             ["install", "--timeout", "soon", "--dry-run"],
             "argument --timeout: expected a number of seconds >= 0",
         ),
-        (["inject", "-f", "-", "--exclude-ports", "80,x"], "argument --exclude-ports: expected port numbers"),
+        (
+            ["inject", "-f", "-", "--exclude-ports", "80,x"],
+            "argument --exclude-ports: 'x' is not a port number",
+        ),
+        (
+            ["inject", "-f", "-", "--exclude-ip-ranges", "10.0.0.0/8,example.com"],
+            "argument --exclude-ip-ranges: 'example.com' is not an IP address range",
+        ),
     ],
 )
 def test_bad_arguments_are_usage_errors(

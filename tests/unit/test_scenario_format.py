@@ -144,7 +144,7 @@ def test_the_published_schema_accepts_what_the_loader_accepts(tmp_path):
         ),
         ("name: Bad Name\ntitle: t\nsteps: [{narration: n, run: [a]}]\n", "name: 'Bad Name' does not match"),
         ("title: t\nsteps: []\n", "'name' is a required property"),
-        ("name: x\ntitle: t\nsteps: [\n", "not valid YAML"),
+        ("name: x\ntitle: t\nsteps: [\n", "line 4, column 1: invalid YAML"),
     ],
 )
 def test_errors_name_the_file_and_the_step(tmp_path, text, expected):
@@ -193,3 +193,11 @@ def test_the_published_schema_accepts_every_kind():
     data["steps"][4]["set"]["client_ip"] = {"pod_ip": {"namespace": "curl"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(SCHEMA).validate(data)
+
+
+def test_scenario_files_are_read_with_the_manifest_bounds(tmp_path):
+    """One multi-document reader (mesh.api.load.load_documents): a scenario file nested deeper than
+    any real one is refused with the position, as a manifest is."""
+    nested = "[" * 150 + "]" * 150
+    message = error_of(tmp_path, f"name: x\ntitle: t\nsteps: [{{narration: n, run: {nested}}}]\n")
+    assert "refused" in message and "line 3" in message

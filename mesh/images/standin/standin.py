@@ -3,9 +3,11 @@
 Answers as ``httpbin.org`` (``/get`` JSON, ``/headers``, ``/status/N``, ``/anything``) and as
 ``httpstat.us`` (``/200`` -> ``200 OK``, any ``/NNN``) on HTTP and on HTTPS (certificate generated
 at start for those names), plus an echo on TCP and UDP (what the egress boundary's scenario sends
-datagrams to). One JSON line per request on stdout.
+datagrams to). One JSON line per request on stdout. With ``--name``, every HTTP answer carries
+``X-Standin: NAME``, so a test can tell which stand-in answered when each external name has its
+own (the harness runs one per name: ``httpbin.org`` and ``httpstat.us``).
 
-    python3 standin.py [--http-port 80] [--https-port 443] [--echo-port 7] [--host 0.0.0.0]
+    python3 standin.py [--name NAME] [--http-port 80] [--https-port 443] [--echo-port 7] [--host 0.0.0.0]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 NAMES = ("httpbin.org", "www.httpbin.org", "httpstat.us", "www.httpstat.us", "localhost")
+IDENTITY_HEADER = "X-Standin"
 
 
 def log(**record) -> None:
@@ -92,6 +95,17 @@ async def httpstat_status(request: web.Request) -> web.Response:
     return _status(int(request.match_info["code"]))
 
 
+def identify(name: str | None):
+    @web.middleware
+    async def add_identity(request: web.Request, handler):
+        response = await handler(request)
+        if name:
+            response.headers[IDENTITY_HEADER] = name
+        return response
+
+    return add_identity
+
+
 @web.middleware
 async def access_log(request: web.Request, handler):
     response = await handler(request)
@@ -106,8 +120,8 @@ async def access_log(request: web.Request, handler):
     return response
 
 
-def make_app() -> web.Application:
-    app = web.Application(middlewares=[access_log])
+def make_app(name: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[access_log, identify(name)])
     app.router.add_get("/get", get)
     app.router.add_get("/headers", headers)
     app.router.add_route("*", "/anything{tail:.*}", anything)
@@ -170,7 +184,7 @@ class UdpEcho(asyncio.DatagramProtocol):
 
 
 async def serve(args: argparse.Namespace) -> None:
-    runner = web.AppRunner(make_app(), access_log=None)
+    runner = web.AppRunner(make_app(args.name), access_log=None)
     await runner.setup()
     sites = []
     if args.http_port:
@@ -184,12 +198,13 @@ async def serve(args: argparse.Namespace) -> None:
         servers.append(await asyncio.start_server(echo, args.host, args.echo_port))
         loop = asyncio.get_running_loop()
         servers.append(await loop.create_datagram_endpoint(UdpEcho, local_addr=(args.host, args.echo_port)))
-    log(event="listening", http=args.http_port, https=args.https_port, echo=args.echo_port)
+    log(event="listening", name=args.name, http=args.http_port, https=args.https_port, echo=args.echo_port)
     await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="stand-in for httpbin.org and httpstat.us")
+    parser.add_argument("--name", help=f"answer every HTTP request with the header {IDENTITY_HEADER}: NAME")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--http-port", type=int, default=80)
     parser.add_argument("--https-port", type=int, default=443)
