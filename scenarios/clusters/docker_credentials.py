@@ -10,6 +10,8 @@ so the sidecar reads it at the same path as on Kubernetes. The controller gets t
 Tokens are minted again at 80 % of their lifetime, as the kubelet does, and replaced atomically
 (write + rename inside the mounted directory, so the container sees the new file).
 Only volumes for the controller's audience are translated; other volumes are not mounted.
+
+``scenarios.clusters.docker.credentials.CredentialsHook`` wires this into the Docker backend.
 """
 
 from __future__ import annotations
