@@ -5,6 +5,7 @@ file they are given. Real processes on loopback; no root needed."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -41,6 +42,16 @@ def files(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def root_logging():
+    """main() points the root logger at this test's captured stdout: put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -62,7 +73,9 @@ def files(tmp_path: Path) -> Path:
         (["--admin-token-file", "{d}/keys/empty-token"], "--admin-token-file needs an authenticator"),
     ],
 )
-def test_a_misconfigured_authenticator_is_a_clear_error(files: Path, monkeypatch, capsys, extra, message):
+def test_a_misconfigured_authenticator_is_a_clear_error(
+    files: Path, monkeypatch, capsys, root_logging, extra, message
+):
     monkeypatch.setenv("KUBECONFIG", str(files / "keys" / "bad-kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     code = main(run_args(files, *(e.format(d=files) for e in extra)))
