@@ -73,7 +73,10 @@ def iso_time(epoch: float) -> str:
         second, micros = second + 1, micros - 1_000_000
     elif micros < 0:
         second, micros = second - 1, micros + 1_000_000
-    return f"{_second(second)}{micros // 1000:03d}Z"
+    return _second(second) + _MILLISECONDS[micros // 1000]
+
+
+_MILLISECONDS = tuple(f"{ms:03d}Z" for ms in range(1000))
 
 
 def request_record(
@@ -119,15 +122,41 @@ def request_line(
     response_bytes: int,
 ) -> str:
     """``dumps(request_record(...))`` (same arguments), written directly: one per request."""
-    return (
-        f'{{"connection_id": {_quote(connection_id)}, "request_time": "{iso_time(request_time)}", '
-        f'"source_address": {_quote(source_address)}, "source_port": {int.__repr__(source_port)}, '
-        f'"host": {_quote(host)}, "path": {_quote(path)}, "method": {_quote(method)}, '
-        f'"status": {"null" if status is None else int.__repr__(status)}, '
-        f'"source_identity": {_quote(source_identity)}, '
-        f'"duration_ms": {"null" if duration_ms is None else _number(duration_ms)}, '
-        f'"response_bytes": {int.__repr__(response_bytes)}}}'
+    return RequestLines(connection_id, source_address, source_port, source_identity).line(
+        request_time, host, path, method, status, duration_ms, response_bytes
     )
+
+
+class RequestLines:
+    """``request_line`` for the requests of one tunnel: what they share is encoded once."""
+
+    __slots__ = ("_start", "_source", "_identity")
+
+    def __init__(self, connection_id: str, source_address: str, source_port: int, source_identity: str):
+        self._start = f'{{"connection_id": {_quote(connection_id)}, "request_time": "'
+        self._source = (
+            f'", "source_address": {_quote(source_address)}, "source_port": {int.__repr__(source_port)}, '
+            '"host": '
+        )
+        self._identity = f', "source_identity": {_quote(source_identity)}, "duration_ms": '
+
+    def line(
+        self,
+        request_time: float,
+        host: str,
+        path: str,
+        method: str,
+        status: int | None,
+        duration_ms: float | None,
+        response_bytes: int,
+    ) -> str:
+        return (
+            f"{self._start}{iso_time(request_time)}{self._source}{_quote(host)}, "
+            f'"path": {_quote(path)}, "method": {_quote(method)}, '
+            f'"status": {"null" if status is None else int.__repr__(status)}{self._identity}'
+            f"{'null' if duration_ms is None else _number(duration_ms)}, "
+            f'"response_bytes": {int.__repr__(response_bytes)}}}'
+        )
 
 
 def _number(value: float) -> str:

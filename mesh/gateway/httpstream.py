@@ -109,6 +109,9 @@ _FOUND_NAMES = frozenset(("host", "content-length", "transfer-encoding"))
 _FOUND_FIELD = re.compile(
     r"\r\n(host|content-length|transfer-encoding):([\t\x20-\x7e]*)", re.IGNORECASE | re.ASCII
 )
+# The same two, on the bytes: a head decoded as latin-1 matches where its bytes do.
+_PLAIN_HEAD_BYTES = re.compile(_PLAIN_HEAD.pattern.encode())
+_FOUND_FIELD_BYTES = re.compile(_FOUND_FIELD.pattern.encode(), re.IGNORECASE)
 
 
 def parse_head(raw: bytes) -> Head:
@@ -158,7 +161,6 @@ class MessageStream:
         self._buf = bytearray()
         self._remaining = 0
         self.body_bytes = 0
-        self.failed = False
 
     @property
     def stopped(self) -> bool:
@@ -184,7 +186,6 @@ class MessageStream:
                 while self._step(events):
                     pass
         except ValueError:
-            self.failed = True
             self.stop()
         return events
 
@@ -294,7 +295,7 @@ class MessageStream:
         return []
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     method: str
     target: str
@@ -317,9 +318,13 @@ class Exchange:
 
 def host_of(head: Head, default: str) -> str:
     """Host header (or absolute-form target) lower-cased, without port or trailing dot."""
-    value = head.get("host")
-    if not value and "://" in head.start[1]:
-        value = head.start[1].split("://", 1)[1].split("/", 1)[0]
+    return _host(head.get("host"), head.start[1], default)
+
+
+def _host(value: str | None, target: str, default: str) -> str:
+    """``host_of`` from the Host header's value (None without one) and the request target."""
+    if not value and "://" in target:
+        value = target.split("://", 1)[1].split("/", 1)[0]
     if not value:
         return default
     value = value.strip().lower()
@@ -363,6 +368,22 @@ class HttpObserver:
         requests = self._requests
         if requests._state != MessageStream.HEAD or requests._buf or data.find(_END) != len(data) - 4:
             return False
+        plain = _PLAIN_HEAD_BYTES.fullmatch(data, 0, len(data) - 4)
+        if plain is not None:  # the commonest heads, read from the bytes without a Head
+            fields = _FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
+            method = plain[1]
+            if method != b"CONNECT" and len(fields) <= 1:
+                if not fields:
+                    value = None
+                elif fields[0][0].lower() == b"host":
+                    value = fields[0][1].strip().decode("latin-1")
+                else:
+                    return False  # a body (or a framing the general path refuses)
+                target = plain[2].decode("latin-1")
+                host = _host(value, target, self._default_host)
+                requests.body_bytes = 0
+                self._pending.append(Exchange(method.decode("latin-1"), target, host, self._clock()))
+                return True
         head = _parse_or_none(data[:-4])
         if (
             head is None
@@ -392,8 +413,15 @@ class HttpObserver:
         if responses._state != MessageStream.HEAD or responses._buf or not self._pending or self._answering:
             return None
         end = data.find(_END)
-        head = _parse_or_none(data[:end]) if end > 0 else None
-        if head is None or self.completed:
+        if end <= 0 or self.completed:
+            return None
+        plain = _PLAIN_HEAD_BYTES.fullmatch(data, 0, end)
+        if plain is not None:  # the commonest heads, read from the bytes without a Head
+            fields = _FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
+            if len(fields) == 1 and fields[0][0].lower() == b"content-length":
+                return self._whole_response_with_length(plain[1], plain[2], fields[0][1].strip(), data, end)
+        head = _parse_or_none(data[:end])
+        if head is None:
             return None
         version, code, _ = head.start
         exchange = self._pending[0]
@@ -411,6 +439,25 @@ class HttpObserver:
         self._pending.popleft()
         exchange.status = status
         exchange.response_bytes = responses.body_bytes = length
+        exchange.finished = self._clock()
+        return [exchange]
+
+    def _whole_response_with_length(
+        self, version: bytes, code: bytes, length: bytes, data: bytes, end: int
+    ) -> list[Exchange] | None:
+        """``_whole_response`` for a plain head whose only framing field is Content-Length."""
+        exchange = self._pending[0]
+        if not (version.startswith(b"HTTP/1.") and code.isdigit() and length.isdigit()):
+            return None  # (a list of lengths, or not a length: the general path sorts it out)
+        status = int(code)
+        if status < 200 or status in (204, 304) or exchange.method in ("HEAD", "CONNECT"):
+            return None
+        size = int(length)
+        if len(data) - end - 4 != size:
+            return None
+        self._pending.popleft()
+        exchange.status = status
+        exchange.response_bytes = self._responses.body_bytes = size
         exchange.finished = self._clock()
         return [exchange]
 

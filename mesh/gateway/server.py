@@ -65,9 +65,12 @@ class Inspector:
         self._sink = sink
         self._http: HttpObserver | None = None
         self._tls_buffer: bytearray | None = None
+        self._tls_hello = tls.HelloReader()  # goes on where the last chunk left off
         self._decided = False
+        self._lines: accesslog.RequestLines | None = None  # how request records are written
 
     def client_data(self, data: bytes) -> None:
+        self._tunnel.bytes_up += len(data)
         if not self._decided:
             self._decide(data)
         http = self._http
@@ -80,6 +83,7 @@ class Inspector:
             self._read_sni(data)
 
     def server_data(self, data: bytes) -> None:
+        self._tunnel.bytes_down += len(data)
         http = self._http
         if http is not None:
             try:
@@ -112,7 +116,7 @@ class Inspector:
         assert self._tls_buffer is not None
         self._tls_buffer += data
         try:
-            name = tls.server_name(tls.client_hello(bytes(self._tls_buffer)))
+            name = tls.server_name(self._tls_hello.read(self._tls_buffer))
             self._tunnel.server_names = [name.lower().rstrip(".")] if name else []
         except tls.NeedMore:
             return
@@ -126,17 +130,18 @@ class Inspector:
         for exchange in exchanges:
             duration = None if exchange.finished is None else (exchange.finished - exchange.started) * 1000
             if self._sink is accesslog.emit:  # the record's line written directly, as emit would
+                lines = self._lines
+                if lines is None:
+                    lines = self._lines = accesslog.RequestLines(
+                        tunnel.id, tunnel.source_address, tunnel.source_port, tunnel.request.source
+                    )
                 write_line(
-                    accesslog.request_line(
-                        tunnel.id,
+                    lines.line(
                         exchange.started,
-                        tunnel.source_address,
-                        tunnel.source_port,
                         exchange.host,
                         exchange.path,
                         exchange.method,
                         exchange.status,
-                        tunnel.request.source,
                         None if duration is None else round(duration, 3),
                         exchange.response_bytes,
                     )
@@ -230,7 +235,7 @@ class Gateway:
         inspector = Inspector(tunnel, self.sink)
         try:
             channel.write(ESTABLISHED)
-            await self._relay(tunnel, inspector, channel, upstream)
+            await Splice(channel, upstream, inspector.client_data, inspector.server_data).done
         except (ConnectionError, OSError):
             pass
         finally:
@@ -279,17 +284,6 @@ class Gateway:
             ) from None
         except OSError as exc:
             raise TunnelError(502, f"cannot connect to {target}: {_reason(exc)}") from None
-
-    async def _relay(self, tunnel: Tunnel, inspector: Inspector, channel: Channel, upstream: Channel) -> None:
-        def upward(data: bytes) -> None:
-            tunnel.bytes_up += len(data)
-            inspector.client_data(data)
-
-        def downward(data: bytes) -> None:
-            tunnel.bytes_down += len(data)
-            inspector.server_data(data)
-
-        await Splice(channel, upstream, upward, downward).done
 
     def _log_connection(self, tunnel: Tunnel) -> None:
         request = tunnel.request

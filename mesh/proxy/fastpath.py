@@ -56,7 +56,9 @@ class Handover:
 
 
 class FastPath:
-    __slots__ = ("connection", "client", "upstream", "done", "state", "request", "response", "remaining")
+    __slots__ = (
+        "connection", "client", "upstream", "done", "state", "request", "response", "remaining", "routed"
+    )  # fmt: skip
 
     def __init__(self, connection: ClientConnection):
         self.connection = connection
@@ -67,6 +69,7 @@ class FastPath:
         self.request: http1.Request | None = None
         self.response: http1.Response | None = None
         self.remaining = 0  # response body bytes still to pass on
+        self.routed: Decision | None = None  # a decision already found to go to ``upstream``
 
     @property
     def active(self) -> bool:
@@ -76,6 +79,7 @@ class FastPath:
         """Serve from the callbacks until the task is needed; the future says where it takes over."""
         self.done = done = asyncio.get_running_loop().create_future()
         self.state = _IDLE
+        self.routed = None
         self.client._driver = self.client_data
         if upstream is not None:
             self.upstream = upstream.channel
@@ -165,17 +169,23 @@ class FastPath:
             if (
                 upstream is None
                 or up is not upstream.channel
-                or upstream.key != (decision.target, connection.dst_port, decision.gateway)
                 or up.buffer
                 or up.eof
+                or (
+                    decision is not self.routed  # (the connection's cached decision, mostly)
+                    and upstream.key != (decision.target, connection.dst_port, decision.gateway)
+                )
             ):
                 client.keep(data[cut:])  # the body, if any, and what follows: the task forwards them
                 self.hand_over(Step.FORWARD, request=request, decision=decision)
                 return
+            self.routed = decision
+            transport = up.transport  # open: a closed channel has seen its end (up.eof)
+            assert transport is not None
             if done == len(data):
-                up.write(data)
+                transport.write(data)
             else:
-                up.write(data[:done])
+                transport.write(data[:done])
                 client.keep(data[done:])
             self.request = request
             self.state = _RESPONSE_HEAD

@@ -55,9 +55,11 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         peer = self._peer
         if peer is not None:
-            peer.write(data)  # first: observing is off the bytes' way
-            if self._observe is not None:
-                self._observe(data)
+            if not peer._closed and peer.transport is not None:  # peer.write(data), one call less
+                peer.transport.write(data)  # first: observing is off the bytes' way
+            observe = self._observe
+            if observe is not None:
+                observe(data)
             if peer._drained is not None and not self._paused and self.transport is not None:
                 self._paused = True  # the peer reads slower than we receive: stop reading
                 self.transport.pause_reading()
