@@ -17,6 +17,7 @@ from mesh.api.proxyconfig import CONFIG_PORT
 from mesh.api.resources import DEFAULT_MESH_NAME, DEFAULT_MESH_NAMESPACE, Namespace
 from mesh.manifests.install import webhook_config_name, webhook_secret_name
 
+from .auth import AUTH_METHODS, Authenticator, AuthSetupError, build_authenticator
 from .boundary_sync import BoundaryReconciler, NetworkPolicySync
 from .injector import InjectionSettings, default_controller_url
 from .reconciler import Reconciler
@@ -71,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--cluster-domain", default="cluster.local")
     run.add_argument("--poll-interval", type=float, default=0.2, help="manifest directory poll interval (s)")
+    run.add_argument(
+        "--auth",
+        choices=AUTH_METHODS,
+        default=None,
+        help="how sidecars prove their identity: tokenreview (projected ServiceAccount tokens checked by the "
+        "API server; the default with --source kubernetes), key (tokens signed by the Docker backend, "
+        "checked with --auth-public-key; the default when that is given), none (any caller gets any "
+        "identity's config; the default otherwise)",
+    )
+    run.add_argument("--auth-public-key", metavar="FILE", help="Ed25519 public key (PEM) for --auth key")
+    run.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="a token whose bearer sees per-identity detail in /v1/status from anywhere (not only loopback)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -81,6 +97,17 @@ def make_source(args: argparse.Namespace) -> Source:
             raise SourceError("--source directory needs --manifests DIR")
         return DirectorySource(args.manifests, interval=args.poll_interval)
     return KubernetesSource(args.mesh_namespace)
+
+
+def make_authenticator(args: argparse.Namespace) -> Authenticator | None:
+    """The authenticator ``--auth`` selects (defaults: see ``--help``); AuthSetupError if misconfigured."""
+    method = args.auth or (
+        "tokenreview" if args.source == "kubernetes" else "key" if args.auth_public_key else "none"
+    )
+    auth = build_authenticator(method, args.auth_public_key, args.admin_token_file)
+    if auth is not None:
+        log.info("sidecars authenticate with %s", auth.verifier.description)
+    return auth
 
 
 def injection_settings(args: argparse.Namespace) -> InjectionSettings:
@@ -97,6 +124,7 @@ def injection_settings(args: argparse.Namespace) -> InjectionSettings:
 
 async def serve(args: argparse.Namespace) -> int:
     source = make_source(args)
+    auth = make_authenticator(args)
     store = ConfigStore(
         Reconciler(args.mesh_namespace),
         cluster_domain=args.cluster_domain,
@@ -105,7 +133,7 @@ async def serve(args: argparse.Namespace) -> int:
     runners: list[web.AppRunner] = []
     waited: set[asyncio.Task[None]] = set()
     try:
-        runners.append(await _listen(make_app(store), args.host, args.port, "config server"))
+        runners.append(await _listen(make_app(store, auth), args.host, args.port, "config server"))
         if args.webhook_port and isinstance(source, KubernetesSource):
             webhook = make_webhook_app(store, injection_settings(args), _namespace_lookup(source))
             waited.add(asyncio.create_task(_serve_webhook_from_secret(store, args, webhook, runners)))
@@ -220,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(serve(args))
-    except SourceError as exc:
+    except (SourceError, AuthSetupError) as exc:
         print(f"mesh-controller: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@ No or bad credential: ``Denied(401)``; the verifier cannot answer (API server do
 Denials are logged through ``RateLimitedLog`` and nothing about them is cached.
 ``may_see_details`` decides who gets per-identity detail from ``/v1/status``: callers on
 loopback (``kubectl port-forward``, ``docker exec``) and holders of the admin token.
+
+``build_authenticator`` is what ``mesh-controller run --auth ...`` selects.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -151,6 +154,57 @@ def kubernetes_token_review(timeout: float = 5.0) -> Review:
         return client.ApiClient().sanitize_for_serialization(result.status) or {}
 
     return review
+
+
+AUTH_METHODS = ("tokenreview", "key", "none")
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def build_authenticator(
+    method: str, public_key_file: str | None = None, admin_token_file: str | None = None
+) -> Authenticator | None:
+    """The authenticator ``--auth METHOD`` asks for (None for ``none``); AuthSetupError naming the
+    option and the file when it cannot be set up."""
+    if method not in AUTH_METHODS:
+        raise AuthSetupError(f"--auth must be one of {', '.join(AUTH_METHODS)}, got {method!r}")
+    if public_key_file and method != "key":
+        raise AuthSetupError(f"--auth-public-key is used only with --auth key (got --auth {method})")
+    if method == "none":
+        if admin_token_file:
+            raise AuthSetupError("--admin-token-file needs an authenticator (--auth tokenreview or key)")
+        return None
+    verifier: Verifier
+    if method == "key":
+        if not public_key_file:
+            raise AuthSetupError("--auth key needs --auth-public-key FILE (the Docker backend's public key)")
+        pem = _read_small_file("--auth-public-key", public_key_file)
+        try:
+            verifier = KeyVerifier.from_pem(pem)
+        except CredentialError as exc:
+            raise AuthSetupError(f"--auth-public-key {public_key_file}: {exc}") from None
+    else:
+        verifier = TokenReviewVerifier()
+    admin_token = None
+    if admin_token_file:
+        text = _read_small_file("--admin-token-file", admin_token_file)
+        admin_token = text.decode(errors="replace").strip()
+        if not admin_token or not admin_token.isascii() or any(c.isspace() for c in admin_token):
+            raise AuthSetupError(
+                f"--admin-token-file {admin_token_file}: must hold one token (ASCII, no spaces), "
+                f"got {'nothing' if not admin_token else 'something else'}"
+            )
+    return Authenticator(verifier, admin_token=admin_token)
+
+
+def _read_small_file(option: str, path: str) -> bytes:
+    try:
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AuthSetupError(f"{option} {path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise AuthSetupError(f"{option} {path}: larger than {MAX_KEY_FILE_BYTES} bytes")
+    return data
 
 
 class RateLimitedLog:

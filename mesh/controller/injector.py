@@ -12,7 +12,10 @@ backend. An injected pod gets, ahead of its own init containers (so they are int
   --readiness-port 15021`` with POD_NAMESPACE, POD_NAME, POD_IP and POD_SERVICE_ACCOUNT from the
   downward API. Its startup probe (``GET :15021/healthz/ready``) succeeds once a config has been
   applied; the kubelet starts the next init containers and the app containers only then (what
-  Istio's holdApplicationUntilProxyStarts does);
+  Istio's holdApplicationUntilProxyStarts does). The sidecar alone mounts the volume
+  ``egress-mesh-token``: a projected ServiceAccount token (audience ``credentials.AUDIENCE``,
+  ``expirationSeconds`` ``credentials.TOKEN_LIFETIME``) at ``credentials.TOKEN_PATH``, its
+  credential for the config server;
 - annotation ``openservicemesh.io/sidecar-injected: "true"``;
 - with ``openservicemesh.io/drop-setuid-capabilities: "true"`` on the pod or its namespace,
   ``SETUID`` and ``SETGID`` dropped from the pod's own containers, so no app process can become
@@ -32,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh.api import credentials
 from mesh.api.lists import parse_cidrs, parse_ports
 from mesh.api.proxyconfig import CONFIG_PORT, READINESS_PATH, READINESS_PORT, Exclusions
 from mesh.api.resources import (
@@ -51,6 +55,7 @@ DROP_SETUID_ANNOTATION = "openservicemesh.io/drop-setuid-capabilities"
 SETUID_CAPABILITIES = ("SETUID", "SETGID")
 INIT_CONTAINER = "osm-init"
 SIDECAR_CONTAINER = "sidecar"
+TOKEN_VOLUME = "egress-mesh-token"
 DISABLED_VALUES = ("disabled", "false", "no", "off")
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
@@ -105,6 +110,8 @@ def inject_pod(
     if injection_skip_reason(pod, namespace):
         return result
     _refuse_proxy_uid(result, settings.proxy_uid)
+    if any(v.get("name") == TOKEN_VOLUME for v in (result.get("spec") or {}).get("volumes") or ()):
+        raise InjectionError(f"the pod already has a volume named {TOKEN_VOLUME!r}, the sidecar's: rename it")
     meta = result.setdefault("metadata", {})
     annotations = meta.get("annotations") or {}
     exclusions = effective_exclusions(settings.exclusions, annotations)
@@ -116,6 +123,7 @@ def inject_pod(
         sidecar_container(settings),
         *(spec.get("initContainers") or []),
     ]
+    spec["volumes"] = [*(spec.get("volumes") or []), token_volume()]
     meta["annotations"] = {**annotations, INJECTED_ANNOTATION: "true"}
     return result
 
@@ -139,6 +147,17 @@ def inject_workload(
     if isinstance(spec.get("template"), Mapping):
         spec["template"] = inject_pod(spec["template"], settings, namespace)
     return result
+
+
+def token_volume() -> dict[str, Any]:
+    """The sidecar's credential: a projected ServiceAccount token the kubelet rotates."""
+    token_file = credentials.TOKEN_PATH.rpartition("/")[2]
+    source = {
+        "audience": credentials.AUDIENCE,
+        "expirationSeconds": credentials.TOKEN_LIFETIME,
+        "path": token_file,
+    }
+    return {"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": source}]}}
 
 
 def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -285,6 +304,9 @@ def sidecar_container(settings: InjectionSettings) -> dict[str, Any]:
             str(settings.readiness_port),
         ],
         "ports": [{"name": "proxy-ready", "containerPort": settings.readiness_port, "protocol": "TCP"}],
+        "volumeMounts": [
+            {"name": TOKEN_VOLUME, "mountPath": credentials.TOKEN_PATH.rpartition("/")[0], "readOnly": True}
+        ],
         # Up to 10 minutes for a first config (controller starting, API slow), then restarted.
         "startupProbe": {**ready, "periodSeconds": 1, "failureThreshold": 600},
         "readinessProbe": {**ready, "periodSeconds": 5, "failureThreshold": 3},
@@ -342,7 +364,7 @@ def json_patch(original: Mapping[str, Any], injected: Mapping[str, Any]) -> list
     """RFC 6902 operations turning ``original`` into ``injected`` (for what inject_pod changes)."""
     ops: list[dict[str, Any]] = []
     spec, new_spec = original.get("spec") or {}, injected.get("spec") or {}
-    for fld in ("initContainers", "containers"):
+    for fld in ("initContainers", "containers", "volumes"):
         old, new = spec.get(fld) or [], new_spec.get(fld) or []
         added = len(new) - len(old)
         if old == new:

@@ -260,8 +260,8 @@ def _refusal(kind: type[web.HTTPException], reason: str) -> web.HTTPException:
 def make_app(
     store: ConfigStore, auth: Authenticator | None = None, limits: ServerLimits | None = None
 ) -> web.Application:
-    """The config server. Without ``auth`` any caller gets any identity's config (tests, and the
-    controller until its command line selects an authenticator)."""
+    """The config server. Without ``auth`` any caller gets any identity's config (tests, and
+    ``mesh-controller run --auth none``)."""
     limits = limits or ServerLimits()
     store.cache_size = limits.cache_size
     app = web.Application(

@@ -260,6 +260,8 @@ def cluster_role(options: InstallOptions) -> dict[str, Any]:
                 "verbs": watch,
             },
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            # sidecars' projected tokens are checked by the API server (--auth tokenreview)
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
             {
                 "apiGroups": ["admissionregistration.k8s.io"],
                 "resources": ["mutatingwebhookconfigurations"],
@@ -360,6 +362,8 @@ def controller_deployment(options: InstallOptions) -> dict[str, Any]:
         options.init_image,
         "--image-pull-policy",
         options.image_pull_policy,
+        "--auth",
+        "tokenreview",
     ]
     probe = {"httpGet": {"path": "/readyz", "port": CONFIG_PORT}, "periodSeconds": 2, "failureThreshold": 3}
     container = {

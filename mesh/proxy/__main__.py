@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mesh.api.credentials import TOKEN_PATH
 from mesh.api.proxyconfig import Identity, ProxyConfig
 from mesh.proxy import eventloop
 from mesh.proxy.configsource import ControllerSource, FileSource
@@ -24,6 +25,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--identity",
         help="NAMESPACE/SERVICEACCOUNT (default: $POD_NAMESPACE/$POD_SERVICE_ACCOUNT)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path(TOKEN_PATH),
+        help=f"credential presented to the controller, read before every request (default {TOKEN_PATH})",
     )
     parser.add_argument("--config-file", type=Path, help="JSON ProxyConfig, reloaded when it changes")
     parser.add_argument("--port", type=int, default=PROXY_PORT, help="outbound listener port (default 15001)")
@@ -99,7 +106,7 @@ async def serve(args: argparse.Namespace, identity: Identity | None) -> int:
     if args.config_file:
         sources.append(FileSource(args.config_file))
     if args.controller:
-        sources.append(ControllerSource(args.controller, identity))  # type: ignore[arg-type]
+        sources.append(ControllerSource(args.controller, identity, token_file=args.token_file))  # type: ignore[arg-type]
     tasks = [asyncio.create_task(source.run(on_config)) for source in sources]
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from mesh.api.load import LoadError, load_text, read_text
 from mesh.api.resources import INJECTION_ANNOTATION as INJECTION
 from mesh.api.resources import MONITORED_BY_LABEL as MONITORED_BY
 from scenarios.clusters.base import Cluster, OpResult, Unsupported, join
@@ -118,10 +119,7 @@ def read_manifest(filename: str) -> str:
             if filename.endswith(suffix):
                 return local.read_text()
         raise Unsupported(f"the docker backend has no internet: cannot fetch {filename}")
-    try:
-        return Path(filename).read_text()
-    except OSError as exc:
-        raise Unsupported(f"cannot read {filename}: {exc.strerror}") from None
+    return read_text(filename)  # bounded; LoadError naming the file
 
 
 class KubectlEmulator:
@@ -159,7 +157,12 @@ class KubectlEmulator:
     def _apply(self, cmd: Command, line: str) -> OpResult:
         if not cmd.filename:
             raise Unsupported(f"the docker backend needs -f FILE in {line!r}")
-        return self.cluster.apply(read_manifest(cmd.filename), cmd.namespace)
+        try:  # bounded, so a hostile file is one line naming it (the backend parses the text again)
+            text = read_manifest(cmd.filename)
+            load_text(text, cmd.filename)
+        except LoadError as exc:
+            return OpResult(line, 1, stderr=f"error: {exc}")
+        return self.cluster.apply(text, cmd.namespace)
 
     def _create(self, cmd: Command, line: str) -> OpResult:
         kind, name = cmd.target

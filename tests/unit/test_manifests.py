@@ -102,6 +102,7 @@ def test_controller_service_and_deployment() -> None:
         "--proxy-image": "egress-mesh/proxy:latest",
         "--init-image": "egress-mesh/proxy:latest",
         "--image-pull-policy": "IfNotPresent",
+        "--auth": "tokenreview",
     }
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 15128}
     assert pod["spec"]["serviceAccountName"] == "osm-controller"

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from scenarios.clusters.docker.pods import Pod
 
 #: "module:Class" of every hook, in the order they run
-HOOKS: tuple[str, ...] = ("scenarios.clusters.docker.boundary:BoundaryHook",)
+HOOKS: tuple[str, ...] = (
+    "scenarios.clusters.docker.boundary:BoundaryHook",
+    "scenarios.clusters.docker.credentials:CredentialsHook",
+)
 
 
 class DockerHook:
