@@ -13,7 +13,7 @@ import socket
 from typing import Any
 
 from mesh.api.proxyconfig import Identity, Mode, Protocol, ProxyConfig, closed
-from mesh.gateway.tunnel import ConnectRequest
+from mesh.api.tunnel import ConnectRequest
 from mesh.proxy import http1, tls
 from mesh.proxy.fastpath import FastPath, Step
 from mesh.proxy.log import emit, encode, quote, timestamp, write_line
