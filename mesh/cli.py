@@ -30,6 +30,7 @@ from mesh.api.resources import (
     MESHCONFIG_API,
     MONITORED_BY_LABEL,
     POLICY_API,
+    Namespace,
 )
 from mesh.api.validation import Problem, describe, field_path, is_mesh_kind, validate_objects
 from mesh.manifests.install import (
@@ -182,14 +183,37 @@ def cmd_uninstall(args: argparse.Namespace, connect: ApiFactory) -> int:
     if args.dry_run:
         for obj in objects:
             say(f"would delete {describe(obj)}")
+        say(f"would delete every NetworkPolicy labelled {_boundary_selector(options.mesh_name)}")
         return 0
     api = connect(args)
     for obj in objects:
         meta = obj["metadata"]
         deleted = api.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         say(f"  {describe(obj)} {'deleted' if deleted else 'not found'}")
+    _delete_boundary_policies(api, options.mesh_name)
     say(f"Mesh [{options.mesh_name}] uninstalled from namespace [{options.namespace}]")
     return 0
+
+
+def _boundary_selector(mesh_name: str) -> str:
+    from mesh.controller.boundary import BOUNDARY_LABEL
+
+    return f"{BOUNDARY_LABEL}={mesh_name}"
+
+
+def _delete_boundary_policies(api: KubeApi, mesh_name: str) -> None:
+    """The egress boundary's NetworkPolicies (docs/boundary.md), after the controller that keeps them:
+    left behind, they would keep the meshed namespaces shut with no gateway config to follow."""
+    from mesh.controller.boundary import NETWORK_POLICY_API
+
+    try:
+        policies = api.list(NETWORK_POLICY_API, "NetworkPolicy", label_selector=_boundary_selector(mesh_name))
+    except NotServed:  # a cluster without the networking API has none
+        return
+    for policy in policies:
+        meta = policy["metadata"]
+        deleted = api.delete(NETWORK_POLICY_API, "NetworkPolicy", meta["name"], meta["namespace"])
+        say(f"  NetworkPolicy {meta['namespace']}/{meta['name']} {'deleted' if deleted else 'not found'}")
 
 
 # --- namespaces -------------------------------------------------------------------------------------
@@ -298,6 +322,8 @@ def cmd_validate(args: argparse.Namespace, connect: ApiFactory) -> int:
         problems += _kubernetes_problems(documents, args.kubernetes_version, {p.source for p in problems})
     for problem in problems:
         print(problem, file=sys.stderr)
+    for warning in _setuid_warnings(documents, args.mesh_name, args.osm_namespace):
+        print(f"warning: {warning}", file=sys.stderr)
     mesh_kinds = {kind for _, kind in crds.KINDS}
     mesh_objects = sum(1 for d in documents if isinstance(d.obj, dict) and d.obj.get("kind") in mesh_kinds)
     if problems:
@@ -308,6 +334,68 @@ def cmd_validate(args: argparse.Namespace, connect: ApiFactory) -> int:
         checked += f", the others against Kubernetes {args.kubernetes_version}"
     say(f"{len(documents)} object(s) valid ({checked})")
     return 0
+
+
+def _setuid_warnings(documents: list[Document], mesh_name: str, mesh_namespace: str) -> list[str]:
+    """Pods (and workloads' pod templates) in a namespace of the mesh whose containers keep
+    CAP_SETUID/CAP_SETGID while the egress boundary is on, as far as the files tell: their MeshConfig
+    and Namespaces. Such a container can run as the sidecar's UID and tunnel past the policy through
+    the gateway (docs/boundary.md)."""
+    from mesh.controller import injector
+
+    objects = [d.obj for d in documents if isinstance(d.obj, dict)]
+    meshconfig = next(
+        (
+            o
+            for o in objects
+            if o.get("kind") == "MeshConfig"
+            and (o.get("metadata") or {}).get("name") == DEFAULT_MESHCONFIG_NAME
+            and (o.get("metadata") or {}).get("namespace", mesh_namespace) == mesh_namespace
+        ),
+        None,
+    )
+    traffic = ((meshconfig or {}).get("spec") or {}).get("traffic") or {}
+    if traffic.get("enableEgressBoundary") is not True:
+        return []
+    namespaces = {
+        ns.name: ns
+        for ns in (Namespace.from_object(o) for o in objects if o.get("kind") == "Namespace")
+        if ns.labels.get(MONITORED_BY_LABEL) == mesh_name
+    }
+    warnings = []
+    for obj in objects:
+        template = injector.pod_template(obj)
+        meta = obj.get("metadata") or {}
+        namespace = namespaces.get(meta.get("namespace") or "default")
+        if template is None or namespace is None or namespace.name == mesh_namespace:
+            continue
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        spec = template.get("spec") or {}
+        as_created = {  # the pod as the webhook sees it: without a sidecar, UID 1500 bypasses nothing
+            "metadata": {"annotations": {**annotations, injector.INJECTED_ANNOTATION: "false"}},
+            "spec": {"hostNetwork": spec.get("hostNetwork")},
+        }
+        if injector.injection_skip_reason(as_created, namespace):
+            continue
+        try:
+            if injector.drop_setuid_requested(annotations, namespace):
+                continue
+        except injector.InjectionError:
+            pass  # the webhook refuses it; keep warning about what it asks for
+        kept = [
+            str(c.get("name"))
+            for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+            if c.get("name") not in (injector.INIT_CONTAINER, injector.SIDECAR_CONTAINER)
+            and injector.keeps_setuid(c)
+        ]
+        if kept:
+            warnings.append(
+                f"{describe(obj)}: container(s) {', '.join(kept)} keep CAP_SETUID/CAP_SETGID in namespace "
+                f"{namespace.name} while the egress boundary is on: as UID 1500 they bypass the sidecar "
+                f'(annotate the pod or namespace {injector.DROP_SETUID_ANNOTATION}: "true", or drop '
+                "SETUID and SETGID in securityContext.capabilities)"
+            )
+    return warnings
 
 
 def _kubernetes_problems(documents: list[Document], version: str, failed: set[str]) -> list[Problem]:
@@ -414,7 +502,9 @@ DESCRIPTIONS = {
     "validate": (
         "Validate manifests without a cluster: mesh objects against the CRD schemas plus the rules a schema "
         "cannot express (host syntax, CIDRs, one global EgressGateway, gateway Services present when the "
-        "files define Services). Exit 1 with one line per problem."
+        "files define Services). Exit 1 with one line per problem. Warns (exit 0) about pods that keep "
+        "CAP_SETUID/CAP_SETGID in a namespace of the mesh when the files' MeshConfig turns the egress "
+        "boundary on."
     ),
     "status": (
         "Show controller readiness, the egress mode, Egress/EgressGateway counts, the mesh's namespaces and "
@@ -574,6 +664,7 @@ def build_parser(prog: str = "meshctl") -> argparse.ArgumentParser:
         description=DESCRIPTIONS["validate"],
     )
     _filename_flag(validate)
+    _mesh_flags(validate)
     validate.add_argument(
         "--kubernetes-version",
         metavar="X.Y",

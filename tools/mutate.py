@@ -27,7 +27,43 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tools" / "mutation.toml"
 EQUIVALENT = ROOT / "tools" / "mutation-equivalent.toml"
 WORK = ROOT / "build" / "mutate"
-COPIED = ("mesh", "tests", "conftest.py")
+COPIED = ("mesh", "tests")
+# Appended to the copy's conftest.py. Each mutant's tests run fastest first: mutmut passes them in no
+# particular order and stops at the first failure, so a killed mutant costs its fastest failing test.
+# A test that runs over TEST_LIMIT seconds fails: mutmut's forced-failure run (every mutated
+# function raising) has no time limit of its own, and a test without timeouts could wait forever.
+TEST_LIMIT = 20
+CONFTEST = f"""
+
+import json as _json
+import signal as _signal
+
+import pytest as _pytest
+
+
+def pytest_collection_modifyitems(items):  # added by tools/mutate.py
+    try:
+        with open("mutmut-stats.json") as stats:  # mutmut runs the tests in mutants/
+            durations = _json.load(stats)["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def _over_time(signum, frame):
+    raise TimeoutError("the test ran over {TEST_LIMIT} s (tools/mutate.py)")
+
+
+@_pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # added by tools/mutate.py
+    previous = _signal.signal(_signal.SIGALRM, _over_time)
+    _signal.alarm({TEST_LIMIT})
+    try:
+        yield
+    finally:
+        _signal.alarm(0)
+        _signal.signal(_signal.SIGALRM, previous)
+"""
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
@@ -116,11 +152,9 @@ def prepare(module: Module) -> Path:
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=ignore)
-        else:
-            shutil.copy2(source, work / name)
+        shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    conftest = ROOT / "conftest.py"
+    (work / "conftest.py").write_text((conftest.read_text() if conftest.exists() else "") + CONFTEST)
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject += (
         "\n[tool.mutmut]\n"
@@ -134,10 +168,10 @@ def prepare(module: Module) -> Path:
         # from the process that ran them all leaves caches warm (functools.cache), and a mutant in
         # a function whose result is cached there is never run.
         'process_isolation = "forkserver"\n'
-        # A mutant that hangs counts as killed after 6x its tests' normal time plus 5 s (mutmut's
-        # default, 15x plus 1 s, spends most of a run waiting on the few mutants that hang).
-        "timeout_multiplier = 6.0\n"
-        "timeout_constant = 5.0\n"
+        # A mutant that hangs counts as killed after 4 x (its tests' normal time + 3 s) of wall time
+        # (mutmut's default, 15 x (time + 1 s), spends most of a run waiting on the few that hang).
+        "timeout_multiplier = 4.0\n"
+        "timeout_constant = 3.0\n"
     )
     (work / "pyproject.toml").write_text(pyproject)
     return work

@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -16,10 +17,11 @@ from mesh.api.proxyconfig import CONFIG_PORT
 from mesh.api.resources import DEFAULT_MESH_NAME, DEFAULT_MESH_NAMESPACE, Namespace
 from mesh.manifests.install import webhook_config_name, webhook_secret_name
 
+from .boundary_sync import BoundaryReconciler, NetworkPolicySync
 from .injector import InjectionSettings, default_controller_url
 from .reconciler import Reconciler
 from .server import ConfigStore, make_app
-from .sources import DirectorySource, KubernetesSource, Source, SourceError
+from .sources import DirectorySource, KubernetesSource, Source, SourceError, SourceState
 from .webhook import (
     NamespaceLookup,
     generate_certificates,
@@ -111,7 +113,10 @@ async def serve(args: argparse.Namespace) -> int:
             webhook = make_webhook_app(store, injection_settings(args))
             context = generate_certificates(args.mesh_namespace).server_context()
             runners.append(await _listen(webhook, args.host, args.webhook_port, "admission webhook", context))
-        source_task = asyncio.create_task(source.run(store.publish))
+        boundary = make_boundary(args, source)
+        if boundary is not None:
+            waited.add(asyncio.create_task(boundary.run()))
+        source_task = asyncio.create_task(source.run(_publisher(store, boundary)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,6 +140,28 @@ async def serve(args: argparse.Namespace) -> int:
             task.cancel()
         for runner in runners:
             await runner.cleanup()
+
+
+def make_boundary(args: argparse.Namespace, source: Source) -> BoundaryReconciler | None:
+    """On Kubernetes, the egress boundary's NetworkPolicies (docs/boundary.md) follow every snapshot:
+    written while MeshConfig ``spec.traffic.enableEgressBoundary`` is on, removed when it is off or
+    a namespace leaves the mesh. Elsewhere (a manifest directory) nothing enforces them."""
+    if not isinstance(source, KubernetesSource):
+        return None
+    from kubernetes import client
+
+    return BoundaryReconciler(NetworkPolicySync(client.NetworkingV1Api(), args.mesh_name))
+
+
+def _publisher(
+    store: ConfigStore, boundary: BoundaryReconciler | None
+) -> Callable[[SourceState], Awaitable[None]]:
+    async def publish(state: SourceState) -> None:
+        await store.publish(state)
+        if boundary is not None and store.snapshot is not None:
+            boundary.update(store.snapshot)
+
+    return publish
 
 
 def _namespace_lookup(source: KubernetesSource) -> NamespaceLookup:

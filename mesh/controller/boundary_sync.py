@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from .boundary import BOUNDARY_LABEL, BoundaryPlan, compile_boundary, policy_key
 from .reconciler import Snapshot
@@ -32,6 +32,11 @@ Key = tuple[str, str]  # namespace, name
 
 class BoundarySyncError(RuntimeError):
     """Some NetworkPolicies could not be written; the message says which and why."""
+
+    def __init__(self, message: str, list_forbidden: bool = False) -> None:
+        super().__init__(message)
+        #: the API refused to list NetworkPolicies (403): the controller lacks the permission
+        self.list_forbidden = list_forbidden
 
 
 @dataclass
@@ -69,7 +74,8 @@ class NetworkPolicySync:
             current = self.existing()
         except failed as exc:
             raise BoundarySyncError(
-                f"cannot list NetworkPolicies ({self.selector}): {_reason(exc)}"
+                f"cannot list NetworkPolicies ({self.selector}): {_reason(exc)}",
+                list_forbidden=getattr(exc, "status", None) == 403,
             ) from None
         wanted = {policy_key(p): p for p in policies}
         result, failures = SyncResult(), []
@@ -125,6 +131,7 @@ class BoundaryReconciler:
         self.last: SyncResult | None = None
         self._retry_wait = retry_wait or wait_exponential(multiplier=0.5, max=60)
         self._changed = asyncio.Event()
+        self._quiet = False
 
     def update(self, snapshot: Snapshot) -> None:
         plan = compile_boundary(snapshot, self.sync.mesh_name)
@@ -147,18 +154,33 @@ class BoundaryReconciler:
             if self.plan is not None:
                 await self._apply_with_retries()
 
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Every sync failure is retried, except a forbidden list while the boundary is off: a
+        controller installed without the NetworkPolicy permission (an older install) then stays
+        quiet instead of warning every minute about a feature nobody turned on."""
+        if not isinstance(exc, BoundarySyncError):
+            return False
+        return not (exc.list_forbidden and self.plan is not None and not self.plan.policies)
+
     async def _apply_with_retries(self) -> None:
         retrying = AsyncRetrying(
             wait=self._retry_wait,
-            retry=retry_if_exception_type(BoundarySyncError),
+            retry=retry_if_exception(self._worth_retrying),
             before_sleep=lambda rs: log.warning(
                 "egress boundary not in force yet (attempt %d): %s", rs.attempt_number, rs.outcome.exception()
             ),
         )
-        async for attempt in retrying:
-            with attempt:
-                self._changed.clear()
-                result = await asyncio.to_thread(self.sync.sync, self.plan.policies)  # newest plan
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    self._changed.clear()
+                    result = await asyncio.to_thread(self.sync.sync, self.plan.policies)  # newest plan
+        except BoundarySyncError as exc:  # off, and not allowed to look: nothing to do (said once)
+            if not self._quiet:
+                log.info("egress boundary off; %s", exc)
+            self._quiet = True
+            return
+        self._quiet = False
         self.last = result
         for message in result.foreign:
             log.warning("egress boundary: %s", message)

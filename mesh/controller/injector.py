@@ -13,7 +13,10 @@ backend. An injected pod gets, ahead of its own init containers (so they are int
   downward API. Its startup probe (``GET :15021/healthz/ready``) succeeds once a config has been
   applied; the kubelet starts the next init containers and the app containers only then (what
   Istio's holdApplicationUntilProxyStarts does);
-- annotation ``openservicemesh.io/sidecar-injected: "true"``.
+- annotation ``openservicemesh.io/sidecar-injected: "true"``;
+- with ``openservicemesh.io/drop-setuid-capabilities: "true"`` on the pod or its namespace,
+  ``SETUID`` and ``SETGID`` dropped from the pod's own containers, so no app process can become
+  the sidecar's UID (docs/boundary.md).
 
 Pods already injected, using the host network, or opted out with
 ``openservicemesh.io/sidecar-injection: disabled`` on the pod or its namespace, are returned
@@ -43,6 +46,9 @@ INJECTED_ANNOTATION = "openservicemesh.io/sidecar-injected"
 EXCLUDE_IPS_ANNOTATION = "openservicemesh.io/outbound-ip-range-exclusion-list"
 EXCLUDE_PORTS_ANNOTATION = "openservicemesh.io/outbound-port-exclusion-list"
 INCLUDE_IPS_ANNOTATION = "openservicemesh.io/outbound-ip-range-inclusion-list"
+#: "true" on a pod or its namespace (the pod's wins): its own containers lose CAP_SETUID/CAP_SETGID
+DROP_SETUID_ANNOTATION = "openservicemesh.io/drop-setuid-capabilities"
+SETUID_CAPABILITIES = ("SETUID", "SETGID")
 INIT_CONTAINER = "osm-init"
 SIDECAR_CONTAINER = "sidecar"
 DISABLED_VALUES = ("disabled", "false", "no", "off")
@@ -103,6 +109,8 @@ def inject_pod(
     annotations = meta.get("annotations") or {}
     exclusions = effective_exclusions(settings.exclusions, annotations)
     spec = result.setdefault("spec", {})
+    if drop_setuid_requested(annotations, namespace):
+        _drop_setuid(spec)
     spec["initContainers"] = [
         init_container(settings, exclusions),
         sidecar_container(settings),
@@ -133,6 +141,19 @@ def inject_workload(
     return result
 
 
+def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A Pod itself, or the pod template of a kind ``inject_workload`` injects; None for others."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "Pod":
+        return obj
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    elif kind not in POD_TEMPLATE_KINDS:
+        return None
+    template = spec.get("template")
+    return template if isinstance(template, Mapping) else None
+
+
 def _refuse_proxy_uid(pod: Mapping[str, Any], proxy_uid: int) -> None:
     """The interception rules let the sidecar's UID out unredirected, so an app running as that
     UID would bypass the mesh: refuse such pods rather than inject them."""
@@ -145,6 +166,59 @@ def _refuse_proxy_uid(pod: Mapping[str, Any], proxy_uid: int) -> None:
                 f"container {container.get('name')!r} runs as UID {proxy_uid}, the sidecar's UID, whose "
                 "traffic is not intercepted: run it as another user"
             )
+
+
+def drop_setuid_requested(annotations: Mapping[str, Any], namespace: Namespace | None) -> bool:
+    """``DROP_SETUID_ANNOTATION`` of the pod, else of its namespace; absent means no."""
+    for where, source in (("pod", annotations), ("namespace", namespace.annotations if namespace else {})):
+        value = source.get(DROP_SETUID_ANNOTATION)
+        if value is None:
+            continue
+        text = str(value).strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        raise InjectionError(
+            f"{where} annotation {DROP_SETUID_ANNOTATION}: must be true or false (got {value!r})"
+        )
+    return False
+
+
+def _capability(name: Any) -> str:
+    return str(name).upper().removeprefix("CAP_")
+
+
+def keeps_setuid(container: Mapping[str, Any]) -> bool:
+    """Whether a root process in ``container`` may still change its UID (e.g. to the sidecar's 1500,
+    whose traffic is not intercepted): privileged, or CAP_SETUID/CAP_SETGID not both dropped."""
+    context = container.get("securityContext") or {}
+    if context.get("privileged"):
+        return True
+    dropped = {_capability(c) for c in (context.get("capabilities") or {}).get("drop") or ()}
+    return "ALL" not in dropped and not set(SETUID_CAPABILITIES) <= dropped
+
+
+def _drop_setuid(spec: dict[str, Any]) -> None:
+    """Add SETUID and SETGID to ``capabilities.drop`` of each of the pod's own containers (its init
+    containers too: they share the network). A container that asks for them is refused."""
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        context = container.setdefault("securityContext", {})
+        name = container.get("name")
+        if context.get("privileged"):
+            raise InjectionError(
+                f"container {name!r} is privileged, so it keeps CAP_SETUID/CAP_SETGID, but "
+                f"{DROP_SETUID_ANNOTATION} asks to drop them: remove privileged or the annotation"
+            )
+        capabilities = context.setdefault("capabilities", {})
+        added = {_capability(c) for c in capabilities.get("add") or ()} & set(SETUID_CAPABILITIES)
+        if added:
+            raise InjectionError(
+                f"container {name!r} adds {', '.join(sorted(added))}, but {DROP_SETUID_ANNOTATION} asks "
+                "to drop CAP_SETUID/CAP_SETGID: remove one or the other"
+            )
+        dropped = list(capabilities.get("drop") or ())
+        if "ALL" not in {_capability(c) for c in dropped}:
+            present = {_capability(c) for c in dropped}
+            capabilities["drop"] = [*dropped, *(c for c in SETUID_CAPABILITIES if c not in present)]
 
 
 def effective_exclusions(mesh: Exclusions, annotations: Mapping[str, Any]) -> Exclusions:

@@ -353,7 +353,3 @@ def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
         return obj.get("spec") or {}
     template = (obj.get("spec") or {}).get("template")
     return (template or {}).get("spec") if isinstance(template, Mapping) else None
-
-
-def _name(key: ObjectKey) -> str:
-    return f"{key[1]}/{key[2]}" if key[1] else key[2]

@@ -161,7 +161,6 @@ class MessageStream:
         self._buf = bytearray()
         self._remaining = 0
         self.body_bytes = 0
-        self.failed = False
 
     @property
     def stopped(self) -> bool:
@@ -187,7 +186,6 @@ class MessageStream:
                 while self._step(events):
                     pass
         except ValueError:
-            self.failed = True
             self.stop()
         return events
 

@@ -67,6 +67,7 @@ class Inspector:
         self._sink = sink
         self._http: HttpObserver | None = None
         self._tls_buffer: bytearray | None = None
+        self._tls_hello = tls.HelloReader()  # goes on where the last chunk left off
         self._decided = False
         self._lines: RequestLines | None = None  # how request records are written
 
@@ -117,7 +118,7 @@ class Inspector:
         assert self._tls_buffer is not None
         self._tls_buffer += data
         try:
-            name = tls.server_name(tls.client_hello(bytes(self._tls_buffer)))
+            name = tls.server_name(self._tls_hello.read(self._tls_buffer))
             self._tunnel.server_names = [name.lower().rstrip(".")] if name else []
         except tls.NeedMore:
             return

@@ -75,6 +75,7 @@ class InstallOptions:
     outbound_ip_range_exclusions: list[str] = field(default_factory=list)
     outbound_ip_range_inclusions: list[str] = field(default_factory=list)
     outbound_port_exclusions: list[int] = field(default_factory=list)
+    enable_egress_boundary: bool = False
 
     @property
     def controller_image(self) -> str:
@@ -143,6 +144,11 @@ def _ports(key: str, text: str) -> list[int]:
 SET_KEYS: dict[str, tuple[str, Any, str]] = {
     "osm.enableEgress": ("enable_egress", _bool, "permissive egress (MeshConfig spec.traffic.enableEgress)"),
     "osm.featureFlags.enableEgressPolicy": ("enable_egress_policy", _bool, "honour Egress policies"),
+    "osm.enableEgressBoundary": (
+        "enable_egress_boundary",
+        _bool,
+        "NetworkPolicies make the mesh the only way out (MeshConfig spec.traffic.enableEgressBoundary)",
+    ),
     "osm.image.registry": ("image_registry", _text, f"image prefix (default {DEFAULT_REGISTRY})"),
     "osm.image.tag": ("image_tag", _text, "image tag for every image (default latest)"),
     "osm.image.pullPolicy": ("image_pull_policy", _pull_policy, "Always, IfNotPresent or Never"),
@@ -259,6 +265,11 @@ def cluster_role(options: InstallOptions) -> dict[str, Any]:
                 "resources": ["mutatingwebhookconfigurations"],
                 "resourceNames": [webhook_config_name(options.mesh_name)],
                 "verbs": ["get", "patch", "update"],
+            },
+            {  # the egress boundary (docs/boundary.md): the controller writes and removes its own
+                "apiGroups": ["networking.k8s.io"],
+                "resources": ["networkpolicies"],
+                "verbs": [*watch, "create", "update", "patch", "delete"],
             },
         ],
     }
@@ -447,6 +458,7 @@ def default_meshconfig(
             "sidecar": {"logLevel": "error"},
             "traffic": {
                 "enableEgress": options.enable_egress,
+                "enableEgressBoundary": options.enable_egress_boundary,
                 "enablePermissiveTrafficPolicyMode": True,
                 "outboundIPRangeExclusionList": list(options.outbound_ip_range_exclusions),
                 "outboundIPRangeInclusionList": list(options.outbound_ip_range_inclusions),

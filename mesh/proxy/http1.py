@@ -92,12 +92,6 @@ class Head:
     def __repr__(self) -> str:
         return f"Head({self.start!r}, {self.headers!r}, {self.raw!r})"
 
-    def values(self, name: str) -> list[str]:
-        return [v for n, v in self.headers if n.lower() == name]
-
-    def tokens(self, name: str) -> list[str]:
-        return _tokens(self.values(name))
-
 
 @dataclass(slots=True)  # not frozen: cheaper to build, once per message
 class Request:
@@ -376,7 +370,7 @@ def _check_field_line(line: bytes) -> None:
     """A trailer must be a header line as strict as those in the head."""
     text = line.decode("latin-1")
     name, sep, value = text.partition(":")
-    if not sep or not _TOKEN.fullmatch(name) or _CONTROL.search(value) or text[:1] in (" ", "\t"):
+    if not sep or not _TOKEN.fullmatch(name) or _CONTROL.search(value):  # (a folded line's name has a blank)
         raise BadMessage(f"malformed trailer line {text[:80]!r}")
 
 

@@ -13,17 +13,20 @@ from functools import lru_cache
 
 from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, RequestMatch, Rule
 
-_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+# Used with fullmatch: "$" would also match before a final LF.
+_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+_AUTHORITY = re.compile(r"[^/?#]*")  # RFC 3986 3.2: the authority ends at the first / ? or #
 
 
 class BadHost(ValueError):
     pass
 
 
-@lru_cache(maxsize=4096)  # apps name the same few hosts again and again
-def split_host_port(text: str) -> tuple[str, int | None]:
+def _split_host_port(text: str) -> tuple[str, int | None]:
     """Split ``host[:port]`` (``[v6]:port`` for IPv6 literals) and normalise the host."""
-    text = text.strip()
+    text = text.strip(" \t")
     port: int | None = None
     if text.startswith("["):
         end = text.find("]")
@@ -39,9 +42,14 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         except ValueError:
             raise BadHost(f"bad IPv6 literal in {text!r}") from None
     if text.count(":") == 1:
-        text, port_text = text.split(":")
-        port = _port(port_text, text)
+        host, port_text = text.split(":")
+        return normalise_host(host), _port(port_text, text)
     return normalise_host(text), port
+
+
+# Cached here rather than decorated: mutmut does not mutate decorated functions. Apps name the same
+# few hosts again and again.
+split_host_port = lru_cache(maxsize=4096)(_split_host_port)
 
 
 def _port(text: str, whole: str) -> int:
@@ -51,15 +59,18 @@ def _port(text: str, whole: str) -> int:
 
 
 def normalise_host(host: str) -> str:
-    """Lower case, trailing dot removed; IP literals in canonical form."""
-    host = host.strip().lower()
+    """Lower case, trailing dot removed; IP literals in canonical form.
+
+    Only ASCII blanks are stripped: ``str.strip()`` would also drop bytes such as 0xA0 or 0x85
+    (Unicode spaces once decoded as latin-1), and the name decided would not be the one sent."""
+    host = host.strip(" \t").lower()
     if host.endswith("."):
         host = host[:-1]
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         pass
-    if not host or len(host) > 253 or not _NAME.match(host):
+    if not host or len(host) > 253 or not _NAME.fullmatch(host):
         raise BadHost(f"not a valid host name: {host!r}")
     return host
 
@@ -138,11 +149,13 @@ class HttpRequest:
 
     @property
     def path(self) -> str:
+        """The path of the target; ``/`` for an absolute-form target without one, even when its
+        query or fragment holds a ``/`` (``http://host?/get``)."""
         target = self.target
         if not target.startswith("/") and "://" in target:
-            target = target.split("://", 1)[1]
-            target = target[target.find("/") :] if "/" in target else "/"
-        return target.split("?", 1)[0].split("#", 1)[0]
+            after_scheme = target.split("://", 1)[1]
+            target = after_scheme[_AUTHORITY.match(after_scheme).end() :]  # type: ignore[union-attr]
+        return target.split("?", 1)[0].split("#", 1)[0] or "/"
 
 
 @lru_cache(maxsize=1024)

@@ -23,49 +23,58 @@ def looks_like_tls(first: bytes) -> bool:
 
 
 class NeedMore(NotClientHello):
-    """``data`` is a valid beginning of a ClientHello: ``total`` bytes are needed to go on."""
+    """What arrived is a valid beginning of a ClientHello: more bytes are needed."""
 
-    def __init__(self, total: int):
-        super().__init__(f"ClientHello incomplete, {total} bytes needed")
-        self.total = total
+
+class HelloReader:
+    """Reassembles a ClientHello from the first bytes of a connection as they arrive, looking at
+    each byte once: re-reading from the first record on every call would cost the square of the
+    record count, and a client sending 1-byte records would hold the event loop for minutes."""
+
+    def __init__(self) -> None:
+        self.offset = 0  # where the next record starts in the connection's bytes
+        self.handshake = bytearray()  # the record bodies so far
+
+    def read(self, data: bytes | bytearray) -> bytes:
+        """The ClientHello handshake body (after its 4-byte header), from ``data``: the first bytes
+        the client sent, those of the previous call and maybe more. Raises NeedMore while ``data``
+        is too short, NotClientHello when it is not a ClientHello (or one over MAX_HELLO bytes)."""
+        handshake = self.handshake
+        while self.offset <= MAX_HELLO:
+            offset = self.offset
+            if len(data) < offset + 5:
+                raise NeedMore
+            if data[offset] != HANDSHAKE:
+                raise NotClientHello(f"TLS record type {data[offset]} is not a handshake")
+            length = int.from_bytes(data[offset + 3 : offset + 5], "big")
+            if len(data) < offset + 5 + length:
+                raise NeedMore
+            handshake += data[offset + 5 : offset + 5 + length]
+            self.offset = offset + 5 + length
+            if len(handshake) >= 4:
+                if handshake[0] != CLIENT_HELLO:
+                    raise NotClientHello(f"first handshake message is type {handshake[0]}, not ClientHello")
+                need = 4 + int.from_bytes(handshake[1:4], "big")
+                if need > MAX_HELLO:
+                    raise NotClientHello("ClientHello too large")
+                if len(handshake) >= need:
+                    return bytes(handshake[4:need])
+        raise NotClientHello("ClientHello too large")
 
 
 def client_hello(data: bytes) -> bytes:
-    """The ClientHello handshake body (after its 4-byte header) from the first bytes a client sent,
-    reassembled across TLS records. Raises NeedMore while ``data`` is too short, NotClientHello
-    when it is not a ClientHello (or one over MAX_HELLO bytes)."""
-    offset = 0
-    handshake = bytearray()
-    while offset <= MAX_HELLO:
-        if len(data) < offset + 5:
-            raise NeedMore(offset + 5)
-        if data[offset] != HANDSHAKE:
-            raise NotClientHello(f"TLS record type {data[offset]} is not a handshake")
-        length = int.from_bytes(data[offset + 3 : offset + 5], "big")
-        if len(data) < offset + 5 + length:
-            raise NeedMore(offset + 5 + length)
-        handshake += data[offset + 5 : offset + 5 + length]
-        offset += 5 + length
-        if len(handshake) >= 4:
-            if handshake[0] != CLIENT_HELLO:
-                raise NotClientHello(f"first handshake message is type {handshake[0]}, not ClientHello")
-            need = 4 + int.from_bytes(handshake[1:4], "big")
-            if need > MAX_HELLO:
-                raise NotClientHello("ClientHello too large")
-            if len(handshake) >= need:
-                return bytes(handshake[4:need])
-    raise NotClientHello("ClientHello too large")
+    """The ClientHello handshake body from the first bytes a client sent (``HelloReader.read``)."""
+    return HelloReader().read(data)
 
 
 async def read_client_hello(src: Channel) -> bytes:
     """The ClientHello handshake body, read from ``src`` and left in ``src.buffer``."""
-    data = await src.peek(5)
+    reader = HelloReader()
     while True:
         try:
-            return client_hello(data)
-        except NeedMore as more:
-            data = await src.peek(more.total)
-            if len(data) < more.total:
+            return reader.read(src.buffer)
+        except NeedMore:
+            if not await src.fill():
                 raise NotClientHello("connection ended inside the ClientHello") from None
 
 

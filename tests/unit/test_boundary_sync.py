@@ -10,6 +10,7 @@ import asyncio
 import copy
 import itertools
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +25,12 @@ from mesh.controller.boundary import BOUNDARY_LABEL, POLICY_NAME, compile_bounda
 from mesh.controller.boundary_sync import BoundaryReconciler, BoundarySyncError, NetworkPolicySync
 from mesh.controller.reconciler import Reconciler
 from mesh.manifests import K8S_VERSIONS
+from mesh.manifests.install import InstallOptions, cluster_role
 from tests.article import global_egress_gateway, httpbin_80, meshconfig
 from tests.unit.test_boundary import GATEWAY_SERVICE, namespace
 
 PREFIX = "/apis/networking.k8s.io/v1"
+VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 class ApiState:
@@ -43,6 +46,13 @@ class ApiState:
         self.race_next_replace = False
         #: namespace -> message: creates there are refused as invalid (rules beyond the schema)
         self.refuse_create: dict[str, str] = {}
+        #: what the controller's installed ClusterRole lets it do to NetworkPolicies (RBAC)
+        self.allowed_verbs = {
+            verb
+            for rule in cluster_role(InstallOptions())["rules"]
+            if "networking.k8s.io" in rule["apiGroups"] and "networkpolicies" in rule["resources"]
+            for verb in rule["verbs"]
+        }
 
     def store(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -82,6 +92,10 @@ def make_handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 self._status(code, "Forbidden" if code == 403 else "ServiceUnavailable", f"injected {code}")
                 return
             parts = url.path.removeprefix(PREFIX).strip("/").split("/")
+            collection = len(parts) in (1, 3)  # networkpolicies, namespaces/NS/networkpolicies
+            verb = "list" if self.command == "GET" and collection else VERBS[self.command]
+            if verb not in state.allowed_verbs:
+                return self._status(403, "Forbidden", f"cannot {verb} networkpolicies")
             if parts == ["networkpolicies"] and self.command == "GET":
                 return self._list(parse_qs(url.query).get("labelSelector", [""])[0])
             if len(parts) < 3 or parts[0] != "namespaces" or parts[2] != "networkpolicies":
@@ -343,5 +357,27 @@ async def test_reconciler_waits_for_the_first_snapshot_then_retries_until_the_ap
                 break
             await asyncio.sleep(0.05)
         assert state.objects == {}
+    finally:
+        task.cancel()
+
+
+async def test_without_the_permission_and_with_the_boundary_off_the_reconciler_stays_quiet(api, caplog):
+    """An install whose ClusterRole predates networkpolicies: nothing to remove, no retry loop."""
+    state, sync = api
+    caplog.set_level(logging.INFO, logger="mesh.controller.boundary")
+    reconciler = BoundaryReconciler(sync, resync=0.05, retry_wait=lambda _: 0.01)
+    state.failures = [403] * 1000
+    reconciler.update(Reconciler().admit(copy.deepcopy(without("osm-mesh-config") + [meshconfig(True)])))
+    task = asyncio.create_task(reconciler.run())
+    try:
+        await asyncio.sleep(0.3)
+        lists = len(state.requests)
+        assert 1 <= lists <= 10  # one list per resync, none retried
+        infos = [r for r in caplog.records if "cannot list NetworkPolicies" in r.getMessage()]
+        assert len(infos) == 1 and infos[0].levelname == "INFO"
+        reconciler.update(Reconciler().admit(copy.deepcopy(ARTICLE)))  # turned on: now it is an error
+        await asyncio.sleep(0.3)
+        assert len(state.requests) > lists + 10
+        assert any(r.levelname == "WARNING" and "403" in r.getMessage() for r in caplog.records)
     finally:
         task.cancel()

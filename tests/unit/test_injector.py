@@ -310,3 +310,83 @@ def test_injected_objects_are_valid_kubernetes(version):
     pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
     for obj in (inject_pod(pod, SETTINGS), inject_workload(CURL_DEPLOYMENT, SETTINGS)):
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+DROP = "openservicemesh.io/drop-setuid-capabilities"
+
+
+def capabilities(pod: dict, kind: str, name: str) -> dict:
+    return containers(pod, kind)[name]["securityContext"]["capabilities"]
+
+
+def test_drop_setuid_annotation_patches_every_app_container_but_not_the_mesh_ones():
+    """Without CAP_SETUID/CAP_SETGID the app cannot become UID 1500, whose traffic the sidecar lets by."""
+    pod = curl_pod(**{DROP: "true"})
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
+    pod["spec"]["containers"][0]["securityContext"] = {
+        "capabilities": {"drop": ["NET_RAW"], "add": ["CHOWN"]}
+    }
+    patched = apply_response(pod, admission_review(review(pod), SETTINGS, MONITORED))
+    assert capabilities(patched, "containers", "curl") == {
+        "drop": ["NET_RAW", "SETUID", "SETGID"],
+        "add": ["CHOWN"],
+    }
+    assert capabilities(patched, "initContainers", "setup") == {"drop": ["SETUID", "SETGID"]}
+    assert capabilities(patched, "initContainers", "osm-init") == {"add": ["NET_ADMIN"]}
+    assert "capabilities" not in containers(patched, "initContainers")["sidecar"]["securityContext"]
+    assert patched == inject_pod(pod, SETTINGS, MONITORED)
+
+
+def test_drop_setuid_from_the_namespace_and_the_pod_annotation_wins():
+    namespace = Namespace("curl", MONITORED.labels, annotations={DROP: "true"})
+    pod = curl_pod()
+    patched = apply_response(pod, admission_review(review(pod), SETTINGS, namespace))
+    assert capabilities(patched, "containers", "curl") == {"drop": ["SETUID", "SETGID"]}
+    opted_out = curl_pod(**{DROP: "false"})
+    patched = apply_response(opted_out, admission_review(review(opted_out), SETTINGS, namespace))
+    assert "securityContext" not in containers(patched)["curl"]
+
+
+def test_without_the_request_capabilities_are_left_as_they_are():
+    patched = apply_response(curl_pod(), admission_review(review(curl_pod()), SETTINGS, MONITORED))
+    assert "securityContext" not in containers(patched)["curl"]
+
+
+def test_drop_setuid_keeps_an_existing_drop_all_and_cap_prefixed_names():
+    pod = curl_pod(**{DROP: "TRUE"})
+    pod["spec"]["containers"][0]["securityContext"] = {"capabilities": {"drop": ["ALL"]}}
+    assert capabilities(inject_pod(pod, SETTINGS), "containers", "curl") == {"drop": ["ALL"]}
+    pod["spec"]["containers"][0]["securityContext"] = {"capabilities": {"drop": ["CAP_SETUID"]}}
+    assert capabilities(inject_pod(pod, SETTINGS), "containers", "curl") == {"drop": ["CAP_SETUID", "SETGID"]}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"privileged": True}, "container 'curl' is privileged, so it keeps CAP_SETUID/CAP_SETGID"),
+        ({"capabilities": {"add": ["CAP_SETGID"]}}, "container 'curl' adds SETGID, but"),
+    ],
+)
+def test_drop_setuid_refuses_a_container_that_asks_for_them(context, message):
+    pod = curl_pod(**{DROP: "true"})
+    pod["spec"]["containers"][0]["securityContext"] = context
+    response = admission_review(review(pod), SETTINGS, MONITORED)["response"]
+    assert response["allowed"] is False and response["status"]["code"] == 400
+    assert message in response["status"]["message"]
+
+
+def test_drop_setuid_annotation_must_be_true_or_false():
+    response = admission_review(review(curl_pod(**{DROP: "yes please"})), SETTINGS, MONITORED)["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"] == (
+        f"pod annotation {DROP}: must be true or false (got 'yes please')"
+    )
+
+
+@pytest.mark.parametrize("version", ["1.35.0", "1.37.0"])
+def test_pods_with_setuid_dropped_are_valid_kubernetes(version):
+    import kubernetes_validate
+
+    pod = curl_pod(**{DROP: "true"})
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
+    kubernetes_validate.validate(inject_pod(pod, SETTINGS), version, strict=True)

@@ -34,6 +34,7 @@ NON_DEFAULT, _ = apply_sets(
         "osm.osmController.replicaCount=2",
         "osm.outboundIPRangeExclusionList={10.0.0.0/8,192.168.0.0/16}",
         "osm.outboundPortExclusionList=6379",
+        "osm.enableEgressBoundary=true",
     ],
 )
 RENDERINGS = {"default": render_install(), "non-default": render_install(NON_DEFAULT)}
@@ -152,6 +153,8 @@ def test_rbac_lets_the_controller_watch_and_patch_the_webhook() -> None:
     ]:
         assert {(group, resource, v) for v in ("get", "list", "watch")} <= granted, resource
     assert ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch") in granted
+    boundary_verbs = ("get", "list", "watch", "create", "update", "patch", "delete")  # docs/boundary.md
+    assert {("networking.k8s.io", "networkpolicies", v) for v in boundary_verbs} <= granted
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "osm-controller", "namespace": "osm-system"}
@@ -232,11 +235,13 @@ def test_meshconfig_follows_the_options() -> None:
     default = by_kind(RENDERINGS["default"], "MeshConfig")
     assert default["metadata"]["name"] == "osm-mesh-config"
     assert default["spec"]["traffic"]["enableEgress"] is False
+    assert default["spec"]["traffic"]["enableEgressBoundary"] is False
     custom = by_kind(RENDERINGS["non-default"], "MeshConfig")
     assert custom["metadata"]["namespace"] == "mesh-control"
     assert custom["spec"]["traffic"]["enableEgress"] is True
     assert custom["spec"]["traffic"]["outboundIPRangeExclusionList"] == ["10.0.0.0/8", "192.168.0.0/16"]
     assert custom["spec"]["traffic"]["outboundPortExclusionList"] == [6379]
+    assert custom["spec"]["traffic"]["enableEgressBoundary"] is True
 
 
 def test_image_settings() -> None:
@@ -266,6 +271,10 @@ def test_pull_policy_always_with_local_images_falls_back_with_a_notice() -> None
         ("osm.outboundIPRangeExclusionList=10.0.0.0/40", "'10.0.0.0/40' is not an IP address range"),
         ("osm.outboundPortExclusionList={80,0}", "'0' is not a port number"),
         ("osm.enableEgress", "expected KEY=VALUE"),
+        (
+            "osm.enableEgressBoundary=sure",
+            "--set osm.enableEgressBoundary: must be true or false (got 'sure')",
+        ),
     ],
 )
 def test_bad_set_values_are_refused(value: str, message: str) -> None:

@@ -332,6 +332,34 @@ def test_uninstall_deletes_the_webhook_first(capsys: pytest.CaptureFixture[str])
     )
 
 
+def test_uninstall_removes_the_egress_boundary_policies_after_the_controller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Left behind, the boundary's NetworkPolicies would keep meshed namespaces shut (docs/boundary.md)."""
+    api = FakeKube()
+    run(["install", "--timeout", "0"], api)
+
+    def policy(ns: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": name, "namespace": ns, "labels": labels}
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta}
+
+    api.add(policy("curl", "egress-mesh-boundary", {"egress-mesh.io/boundary": "osm"}))
+    api.add(policy("shop", "egress-mesh-boundary", {"egress-mesh.io/boundary": "edge"}))  # another mesh's
+    api.add(policy("curl", "deny-all", {}))  # the user's own
+    api.calls.clear()
+    assert run(["uninstall"], api) == 0
+    deleted = [what for op, what in api.calls if op == "delete"]
+    assert deleted.index("NetworkPolicy/egress-mesh-boundary") > deleted.index("Deployment/osm-controller")
+    left = sorted(
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in api.list("networking.k8s.io/v1", "NetworkPolicy")
+    )
+    assert left == [("curl", "deny-all"), ("shop", "egress-mesh-boundary")]
+    assert "NetworkPolicy curl/egress-mesh-boundary deleted" in capsys.readouterr().out
+    assert run(["uninstall", "--dry-run"], None) == 0
+    assert "would delete every NetworkPolicy labelled egress-mesh.io/boundary=osm" in capsys.readouterr().out
+
+
 def test_validate_accepts_the_article_and_reports_problems(tmp_path: Path) -> None:
     good = tmp_path / "article.yaml"
     good.write_text(ARTICLE_MANIFESTS)
@@ -471,3 +499,76 @@ def test_rollout_is_complete_only_when_kubectl_would_say_so(
 ) -> None:
     deployment = {"metadata": metadata, "spec": {"replicas": 1}, "status": status}
     assert cli._rollout_pending(deployment) == expected
+
+
+BOUNDARY_MANIFESTS = """\
+apiVersion: config.openservicemesh.io/v1alpha2
+kind: MeshConfig
+metadata: {name: osm-mesh-config, namespace: osm-system}
+spec: {traffic: {enableEgress: false, enableEgressBoundary: true}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: curl, labels: {openservicemesh.io/monitored-by: osm}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: egress-gateway
+  labels: {openservicemesh.io/monitored-by: osm}
+  annotations: {openservicemesh.io/sidecar-injection: disabled}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: curl, namespace: curl}
+spec:
+  selector: {matchLabels: {app: curl}}
+  template:
+    metadata: {labels: {app: curl}}
+    spec:
+      initContainers: [{name: setup, image: busybox, securityContext: {capabilities: {drop: [ALL]}}}]
+      containers: [{name: curl, image: egress-mesh/curl}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hardened, namespace: curl}
+spec:
+  containers: [{name: app, image: app, securityContext: {capabilities: {drop: [SETUID, CAP_SETGID]}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: asked, namespace: curl, annotations: {openservicemesh.io/drop-setuid-capabilities: "true"}}
+spec:
+  containers: [{name: app, image: app}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gateway, namespace: egress-gateway}
+spec:
+  containers: [{name: gateway, image: egress-mesh/gateway}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: outside, namespace: elsewhere}
+spec:
+  containers: [{name: app, image: app}]
+"""
+
+
+def test_validate_warns_about_pods_that_can_become_the_sidecar_uid_under_the_boundary(tmp_path: Path) -> None:
+    manifests = tmp_path / "boundary.yaml"
+    manifests.write_text(BOUNDARY_MANIFESTS)
+    done = meshctl("validate", "-f", str(manifests))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: Deployment curl/curl: container(s) curl keep CAP_SETUID/CAP_SETGID in namespace curl while "
+        "the egress boundary is on: as UID 1500 they bypass the sidecar (annotate the pod or namespace "
+        'openservicemesh.io/drop-setuid-capabilities: "true", or drop SETUID and SETGID in '
+        "securityContext.capabilities)"
+    ]
+    manifests.write_text(
+        BOUNDARY_MANIFESTS.replace("enableEgressBoundary: true", "enableEgressBoundary: false")
+    )
+    done = meshctl("validate", "-f", str(manifests))
+    assert done.returncode == 0 and "warning:" not in done.stderr

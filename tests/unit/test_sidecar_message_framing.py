@@ -9,6 +9,7 @@ destination receives and the bytes the client gets back.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -348,3 +349,50 @@ async def test_trailers_are_limited_to_64_kib_in_all(total, passes):
             assert (await read_to_close(reader)).startswith(b"HTTP/1.1 400 Bad Request\r\n")
         writer.close()
     assert bool(destination.requests) is passes
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n",
+    ],
+    ids=["length", "before-a-chunk-line", "before-the-trailers", "inside-the-trailers"],
+)
+async def test_a_response_cut_short_by_the_upstream_ends_the_connection_quietly(response, capsys):
+    """The client gets what came and then a close (it can tell the body is short); the sidecar logs
+    no error: an upstream going away is not a proxy failure."""
+
+    async def script(conn: Connection) -> None:
+        await conn.request()
+        await conn.send(response)
+
+    async with sidecar_before(Destination(script), permissive) as sidecar:
+        reader, writer = await connect(sidecar)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert await read_to_close(reader) == response
+        writer.close()
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines() if line]
+    assert events == ["config", "listener", "decision"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"abc", b"3\r\nabc\r\n", b"3\r\nabc\r\n0\r\n", b"3\r\nabc\r\n0\r\nX-T: 1\r\n"],
+    ids=["length", "before-a-chunk-line", "before-the-trailers", "inside-the-trailers"],
+)
+async def test_a_request_body_cut_short_by_the_client_ends_the_connection_quietly(body, capsys):
+    framing = b"Content-Length: 10" if body == b"abc" else b"Transfer-Encoding: chunked"
+    destination = Destination()
+    async with sidecar_before(destination, permissive) as sidecar:
+        reader, writer = await connect(sidecar)
+        writer.write(b"POST / HTTP/1.1\r\nHost: a.test\r\n" + framing + b"\r\n\r\n" + body)
+        writer.write_eof()
+        answer = await read_to_close(reader)
+        writer.close()
+    assert destination.requests == []
+    assert answer in (b"", b"<reset>") or answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines() if line]
+    assert "connection_error" not in events

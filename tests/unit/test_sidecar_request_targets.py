@@ -141,14 +141,6 @@ async def test_a_trailing_dot_does_not_count_towards_the_253():
 # ---------------------------------------------------------------- item 7: path rules, absolute-form
 
 
-PATH_FROM_QUERY = pytest.mark.xfail(
-    strict=True,
-    reason="defect found by issue 14: mesh.proxy.match.HttpRequest.path takes an absolute-form target's "
-    "path from its query or fragment when it has no path of its own, so GET http://host?/get passes a "
-    "rule for /get; remove this mark with the fix (mesh/proxy is being rewritten)",
-)
-
-
 def get_only(port: int):
     """Egress ``matches``: only ``GET /get`` (path regex, whole path, query ignored) to localhost."""
     match = RequestMatch(path_regex="/get", methods=("GET",))
@@ -169,8 +161,9 @@ def get_only(port: int):
         (b"http://localhost/get/more", False),
         (b"http://localhost", False),
         (b"http://localhost/x?/get", False),
-        pytest.param(b"http://localhost?/get", False, marks=PATH_FROM_QUERY),
-        pytest.param(b"http://localhost#/get", False, marks=PATH_FROM_QUERY),
+        # a defect found by issue 14: the path was taken from the query or the fragment
+        (b"http://localhost?/get", False),
+        (b"http://localhost#/get", False),
     ],
 )
 async def test_path_rules_see_the_path_of_absolute_form_targets(target, allowed):

@@ -112,7 +112,16 @@ async def test_a_hello_arriving_in_pieces_is_read_whole(record_size):
             b"\x16\x03\x01\x00\x04\x01\x00\x00\x09" + b"\x17\x03\x01\x00\x01\x00",
             "TLS record type 23 is not a",
         ),
+        (  # the second record's header alone is enough to refuse it
+            b"\x16\x03\x01\x00\x04\x01\x00\x00\x09" + b"\x17\x03\x01\x00\x01",
+            "TLS record type 23 is not a handshake",
+        ),
+        (  # the offset limit: 1-byte records, 6 bytes each on the wire
+            records(hello_body(sni((0, b"localhost")), size=11000), record_size=1),
+            "ClientHello too large",
+        ),
         (records(b"\x03\x03" + b"\x00" * 20), "truncated ClientHello"),
+        (records(hello_body(sni((0, b"localhost\n")))), "not a valid host name: 'localhost\\n'"),
     ],
     ids=[
         "two-extensions",
@@ -121,7 +130,10 @@ async def test_a_hello_arriving_in_pieces_is_read_whole(record_size):
         "not-client-hello",
         "cut-short",
         "not-handshake",
+        "not-handshake-header-alone",
+        "too-many-records",
         "truncated",
+        "name-and-lf",
     ],
 )
 async def test_a_refused_hello_closes_and_logs_why(hello, reason, capsys):
@@ -139,6 +151,17 @@ async def test_a_client_hello_may_be_64_kib_with_its_header(size, passes, capsys
     assert (bytes(destination.received) == hello) is passes
     if not passes:
         assert reasons(capsys.readouterr().out) == ["bad ClientHello: ClientHello too large"]
+
+
+async def test_a_record_may_start_at_the_64_kib_offset(capsys):
+    """The last record of this hello starts 65536 bytes into the connection; the hello is under 64 KiB."""
+    handshake = records(hello_body(sni((0, b"localhost")), size=MAX_HELLO - 14), record_size=MAX_HELLO)[5:]
+    chunks = [handshake[i * 16379 : (i + 1) * 16379] for i in range(4)] + [handshake[4 * 16379 :]]
+    hello = b"".join(b"\x16\x03\x01" + len(c).to_bytes(2, "big") + c for c in chunks)
+    assert len(hello) - len(chunks[-1]) - 5 == MAX_HELLO and len(chunks[-1]) == 10
+    _, destination = await send(hello)
+    assert bytes(destination.received) == hello
+    assert reasons(capsys.readouterr().out) == ["host localhost allowed"]
 
 
 async def test_a_hello_whose_first_two_bytes_come_alone_is_still_sniffed_as_tls():
