@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
 from scenarios import curl
 from scenarios.clusters.base import Cluster, OpResult
 from scenarios.format.common import DEFAULT_CURL_ARGS
@@ -124,7 +124,7 @@ class PodLog:
 
 @dataclass
 class GatewayRecords:
-    """The egress gateway's access log, parsed and checked against its contract (mesh.gateway.accesslog)."""
+    """The egress gateway's access log, parsed and checked against its contract (mesh.api.accesslog)."""
 
     op: OpResult
     #: one per HTTP request (the article's fields: connection_id, request_time, source_address, ...)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
 from scenarios.clusters.base import BackendOptions, Cluster, MeshOptions, OpResult
 from tests.article import DENIED_BODY, DENIED_HEAD
 

@@ -34,7 +34,7 @@ from typing import Any
 
 SCHEMA_ID = "egress-mesh.io/proxyconfig/v1"
 CONFIG_PORT = 15128
-#: where an egress gateway takes tunnels (``CONNECT host:port``; the contract is mesh/gateway/tunnel.py)
+#: where an egress gateway takes tunnels (``CONNECT host:port``; the contract is mesh/api/tunnel.py)
 GATEWAY_PORT = 1080
 #: the sidecar's readiness endpoint (HTTP): 200 once a config has been applied, 503 before
 READINESS_PORT = 15021

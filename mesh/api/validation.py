@@ -14,16 +14,16 @@ Every problem names the object (``Egress curl/httpbin-80``), the field (``spec.p
 and the rule broken. ``validate_objects`` returns the valid objects (Egress hosts normalised in
 a copy: lower case, no trailing dot, IDNA; other objects as given) together with the problems,
 so callers keep running on what is good.
+
+The rules of one object beyond the schema are ``mesh.api.semantic_rules``; ``Problem`` and how
+messages name objects and fields are ``mesh.api.problems``.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import ipaddress
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -31,60 +31,11 @@ import jsonschema
 from mesh.api import crds
 from mesh.api.hosts import normalise_host as normalize_host  # the one definition; this name for callers
 from mesh.api.load import Document
-from mesh.api.resources import HTTP_ROUTE_GROUP_KIND, SMI_SPECS_API, Ref
+from mesh.api.problems import InvalidObject, Problem, ValidationResult, describe, field_path, key
+from mesh.api.semantic_rules import gateway_backends, metadata_problems, semantic_problems
 
 CIDR_PATTERN = r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/\d{1,3})$"
 _PATTERN_NAMES = {CIDR_PATTERN: "a CIDR such as 10.0.0.0/8 or 2001:db8::/32"}
-
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
-_DNS_1123_LABEL = re.compile(rf"^{_DNS_LABEL}$")
-_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_HOST_LABEL = re.compile(rf"^{_DNS_LABEL}$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One rule broken by one object."""
-
-    object: str  # "Egress curl/httpbin-80"
-    field: str  # "spec.ports[0].number" ("" for the whole object)
-    message: str  # "must be between 1 and 65535 (got 0)"
-    source: str = ""  # "egress.yaml: document 2 (line 14)" when known
-
-    def __str__(self) -> str:
-        where = f"{self.object}: {self.field}" if self.field else self.object
-        return f"{self.source}: {where}: {self.message}" if self.source else f"{where}: {self.message}"
-
-
-class InvalidObject(ValueError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-@dataclass
-class ValidationResult:
-    valid: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def describe(obj: Any) -> str:
-    """``Egress curl/httpbin-80``: how messages name an object."""
-    if not isinstance(obj, dict) or not obj.get("kind"):
-        return "document"
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    return str(Ref(str(obj["kind"]), str(meta.get("namespace") or ""), str(meta.get("name") or "?")))
-
-
-def key(obj: dict[str, Any]) -> tuple[str, str, str]:
-    """Identity of an object within a set: (kind, namespace, name)."""
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    return (str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def is_mesh_kind(obj: dict[str, Any]) -> bool:
@@ -135,13 +86,6 @@ def to_jsonschema(node: dict[str, Any]) -> dict[str, Any]:
 def _validator(api_version: str, kind: str) -> jsonschema.Draft4Validator | None:
     schema = crds.schema_for(api_version, kind)
     return jsonschema.Draft4Validator(to_jsonschema(schema)) if schema is not None else None
-
-
-def field_path(parts: Iterable[str | int]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _json_type(value: Any) -> str:
@@ -202,184 +146,6 @@ def _schema_problem(obj: dict[str, Any], err: jsonschema.ValidationError) -> lis
     return [Problem(name, field_path(path), err.message)]
 
 
-# --- rules the schema cannot express ------------------------------------------------------------
-
-
-def host_problem(host: str) -> str | None:
-    """Why ``host`` is not a valid Egress host, or None when it is."""
-    if not isinstance(host, str) or not host.strip():
-        return "must be a host name (got an empty value)"
-    if host != host.strip() or any(c.isspace() for c in host):
-        return f"must be a host name without spaces (got {host!r})"
-    if "://" in host:
-        scheme = host.split("://", 1)[0]
-        return f"must be a host name, not a URL: drop {scheme + '://'!r} (got {host!r})"
-    if "/" in host:
-        return f"must be a host name without a path (got {host!r})"
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return f"is an IP address; list addresses in spec.ipAddresses as CIDR, e.g. {host.strip('[]')}/32"
-    except ValueError:
-        pass
-    if ":" in host:
-        return f"must not carry a port; list ports in spec.ports (got {host!r})"
-    if host in ("*", "*."):
-        return "a bare '*' is not a host; set MeshConfig spec.traffic.enableEgress for permissive egress"
-    wildcard = host.startswith("*.")
-    if "*" in (host[2:] if wildcard else host):
-        return f"may use '*' only as the whole first label, as in *.example.com (got {host!r})"
-    try:
-        name = normalize_host(host)
-    except UnicodeError:
-        return f"is not a valid international host name (got {host!r})"
-    labels = (name[2:] if wildcard else name).split(".")
-    if len(name) > 253:
-        return f"must be at most 253 characters (got {len(name)})"
-    for label in labels:
-        if not _HOST_LABEL.match(label) or len(label) > 63:
-            return (
-                f"must be a DNS name: labels of letters, digits and '-', 1-63 characters, not starting or "
-                f"ending with '-' (label {label!r} in {host!r})"
-            )
-    return None
-
-
-def _cidr_problem(text: Any) -> str | None:
-    try:
-        ipaddress.ip_network(str(text), strict=False)
-    except ValueError as exc:
-        return f"is not a valid CIDR: {exc}"
-    return None
-
-
-def _metadata_problems(obj: dict[str, Any], name: str) -> list[Problem]:
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        return [Problem(name, "metadata", "is required (with at least metadata.name)")]
-    problems = []
-    obj_name = meta.get("name")
-    if not obj_name:
-        problems.append(Problem(name, "metadata.name", "is required"))
-    elif not isinstance(obj_name, str) or len(obj_name) > 253 or not _DNS_SUBDOMAIN.match(obj_name):
-        problems.append(
-            Problem(
-                name,
-                "metadata.name",
-                f"must be lower-case letters, digits, '-' and '.', starting and ending with a letter or "
-                f"digit, at most 253 characters (got {obj_name!r})",
-            )
-        )
-    namespace = meta.get("namespace")
-    if namespace is not None and (
-        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_1123_LABEL.match(namespace)
-    ):
-        problems.append(
-            Problem(
-                name,
-                "metadata.namespace",
-                f"must be a DNS label (lower case, at most 63) (got {namespace!r})",
-            )
-        )
-    return problems
-
-
-def _semantic_problems(obj: dict[str, Any], name: str) -> list[Problem]:
-    spec = obj.get("spec") or {}
-    kind = obj.get("kind")
-    problems: list[Problem] = []
-    if not isinstance(spec, dict):
-        return problems
-    if kind == "Egress":
-        for i, host in enumerate(_list(spec.get("hosts"))):
-            if (why := host_problem(host)) is not None:
-                problems.append(Problem(name, f"spec.hosts[{i}]", why))
-        for i, cidr in enumerate(_list(spec.get("ipAddresses"))):
-            if (why := _cidr_problem(cidr)) is not None:
-                problems.append(Problem(name, f"spec.ipAddresses[{i}]", why))
-        for i, ref in enumerate(_list(spec.get("matches"))):
-            if isinstance(ref, dict) and (ref.get("apiGroup"), ref.get("kind")) not in EGRESS_MATCH_KINDS:
-                known = " or ".join(f"{group} {kind}" for group, kind in EGRESS_MATCH_KINDS)
-                got = f"{ref.get('apiGroup')} {ref.get('kind')}"
-                problems.append(Problem(name, f"spec.matches[{i}]", f"must reference {known} (got {got})"))
-    elif kind == "HTTPRouteGroup":
-        problems.extend(_route_group_problems(spec, name))
-    elif kind == "MeshConfig":
-        traffic = spec.get("traffic") if isinstance(spec.get("traffic"), dict) else {}
-        for list_name in ("outboundIPRangeExclusionList", "outboundIPRangeInclusionList"):
-            for i, cidr in enumerate(_list(traffic.get(list_name))):
-                if (why := _cidr_problem(cidr)) is not None:
-                    problems.append(Problem(name, f"spec.traffic.{list_name}[{i}]", why))
-    elif kind == "EgressGateway":
-        for where, backend in _gateway_backends(spec):
-            service = backend.get("service")
-            if isinstance(service, str) and service and not _DNS_1035_LABEL.match(service):
-                problems.append(
-                    Problem(
-                        name,
-                        f"{where}.service",
-                        f"must be a Service name (lower case letters, digits and '-', starting with a "
-                        f"letter) (got {service!r})",
-                    )
-                )
-    return problems
-
-
-EGRESS_MATCH_KINDS = (
-    (SMI_SPECS_API, HTTP_ROUTE_GROUP_KIND),
-    ("policy.openservicemesh.io/v1alpha1", "UpstreamTrafficSetting"),
-)
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def _regex_problem(text: Any) -> str | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        re.compile(text)
-    except re.error as exc:
-        return f"must be a valid regular expression ({exc}) (got {text!r})"
-    return None
-
-
-def _route_group_problems(spec: dict[str, Any], name: str) -> list[Problem]:
-    problems: list[Problem] = []
-    for i, match in enumerate(_list(spec.get("matches"))):
-        if not isinstance(match, dict):
-            continue
-        where = f"spec.matches[{i}]"
-        if (why := _regex_problem(match.get("pathRegex"))) is not None:
-            problems.append(Problem(name, f"{where}.pathRegex", why))
-        for j, method in enumerate(_list(match.get("methods"))):
-            if isinstance(method, str) and method != "*" and method not in HTTP_METHODS:
-                allowed = ", ".join(HTTP_METHODS)
-                why = f"must be '*' or one of {allowed} (got {method!r})"
-                problems.append(Problem(name, f"{where}.methods[{j}]", why))
-        headers = match.get("headers") if isinstance(match.get("headers"), dict) else {}
-        for header, value in headers.items():
-            if not _HEADER_NAME.match(str(header)):
-                problems.append(
-                    Problem(name, f"{where}.headers", f"must use HTTP header names as keys (got {header!r})")
-                )
-            elif (why := _regex_problem(value)) is not None:
-                problems.append(Problem(name, f"{where}.headers.{header}", why))
-    return problems
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _gateway_backends(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found = [(f"spec.global[{i}]", b) for i, b in enumerate(_list(spec.get("global"))) if isinstance(b, dict)]
-    for i, rule in enumerate(_list(spec.get("rules"))):
-        gateways = _list(rule.get("egressGateways")) if isinstance(rule, dict) else []
-        found.extend(
-            (f"spec.rules[{i}].egressGateways[{j}]", b) for j, b in enumerate(gateways) if isinstance(b, dict)
-        )
-    return found
-
-
 def normalized(obj: dict[str, Any]) -> dict[str, Any]:
     """A valid object in canonical form: Egress hosts normalised (in a copy); other objects as given."""
     if obj.get("kind") != "Egress" or not isinstance(obj.get("spec"), dict) or not obj["spec"].get("hosts"):
@@ -403,7 +169,7 @@ def validate_object(obj: Any, source: str = "") -> list[Problem]:
     not_text = [f for f in ("apiVersion", "kind") if not isinstance(obj[f], str)]
     if not_text:
         return [Problem(name, f, f"must be a string (got {_json_type(obj[f])})", source) for f in not_text]
-    problems = _metadata_problems(obj, name)
+    problems = metadata_problems(obj, name)
     if is_mesh_kind(obj):
         validator = _validator(obj["apiVersion"], obj["kind"])
         if validator is None:
@@ -414,7 +180,7 @@ def validate_object(obj: Any, source: str = "") -> list[Problem]:
             for err in errors:
                 problems.extend(_schema_problem(obj, err))
             reported = {p.field for p in problems}
-            problems.extend(p for p in _semantic_problems(obj, name) if p.field not in reported)
+            problems.extend(p for p in semantic_problems(obj, name) if p.field not in reported)
     return [Problem(p.object, p.field, p.message, source) for p in problems]
 
 
@@ -549,7 +315,7 @@ def _gateway_service_problems(obj: dict[str, Any], services: set[tuple[str, str]
     if services is None or not is_mesh_kind(obj):
         return []
     problems = []
-    for where, backend in _gateway_backends(obj.get("spec") or {}):
+    for where, backend in gateway_backends(obj.get("spec") or {}):
         if (backend["namespace"], backend["service"]) not in services:
             problems.append(
                 Problem(

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller-url", default=None, help="config server URL sidecars use (default: the Service)"
     )
     run.add_argument("--cluster-domain", default="cluster.local")
-    run.add_argument("--poll-interval", type=float, default=0.2, help="manifest directory poll interval (s)")
+    run.add_argument("--poll-interval", type=float, default=0.2, help="seconds between polls without inotify")
     run.add_argument(
         "--auth",
         choices=AUTH_METHODS,

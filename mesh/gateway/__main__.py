@@ -12,8 +12,8 @@ import logging
 import signal
 import sys
 
+from mesh.api.proxyconfig import GATEWAY_PORT
 from mesh.gateway.server import Gateway
-from mesh.gateway.tunnel import GATEWAY_PORT
 from mesh.proxy import eventloop
 
 

@@ -3,7 +3,7 @@
 One task per tunnel while it is set up (never a thread); then the bytes are relayed from the
 protocol callbacks (``mesh.proxy.stream.Splice``), each chunk written on, then copied to the
 observer.
-The sidecar sends ``CONNECT host:port`` (see ``mesh.gateway.tunnel``); the gateway resolves and
+The sidecar sends ``CONNECT host:port`` (see ``mesh.api.tunnel``); the gateway resolves and
 connects with a timeout (502 refused or unresolvable, 504 timed out), answers ``200 Connection
 Established`` and relays bytes both ways unchanged. It refuses (403) to connect to itself, to
 loopback (unless it listens on loopback itself, as in local runs), to unspecified and to
@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
+from mesh.api.proxyconfig import GATEWAY_PORT
+from mesh.api.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
+from mesh.gateway.accesslog import RequestLines, emit
 from mesh.gateway.httpstream import HttpObserver, looks_like_http
-from mesh.gateway.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
 from mesh.proxy import tls
 from mesh.proxy.log import write_line
 from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect
@@ -67,7 +69,7 @@ class Inspector:
         self._tls_buffer: bytearray | None = None
         self._tls_hello = tls.HelloReader()  # goes on where the last chunk left off
         self._decided = False
-        self._lines: accesslog.RequestLines | None = None  # how request records are written
+        self._lines: RequestLines | None = None  # how request records are written
 
     def client_data(self, data: bytes) -> None:
         self._tunnel.bytes_up += len(data)
@@ -129,10 +131,10 @@ class Inspector:
         assert tunnel.request is not None
         for exchange in exchanges:
             duration = None if exchange.finished is None else (exchange.finished - exchange.started) * 1000
-            if self._sink is accesslog.emit:  # the record's line written directly, as emit would
+            if self._sink is emit:  # the record's line written directly, as emit would
                 lines = self._lines
                 if lines is None:
-                    lines = self._lines = accesslog.RequestLines(
+                    lines = self._lines = RequestLines(
                         tunnel.id, tunnel.source_address, tunnel.source_port, tunnel.request.source
                     )
                 write_line(
@@ -165,16 +167,14 @@ class Inspector:
 
 
 class Gateway:
-    def __init__(
-        self, connect_timeout: float = 5.0, sink: Sink = accesslog.emit, allow_loopback: bool | None = None
-    ):
+    def __init__(self, connect_timeout: float = 5.0, sink: Sink = emit, allow_loopback: bool | None = None):
         self.connect_timeout = connect_timeout
         self.sink = sink
         self.allow_loopback = allow_loopback  # None: only when listening on a loopback address
         self._ports: set[int] = set()
         self._open: dict[asyncio.Task, list[Channel]] = {}
 
-    async def start(self, host: str = "0.0.0.0", port: int = 1080) -> asyncio.Server:
+    async def start(self, host: str = "0.0.0.0", port: int = GATEWAY_PORT) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: Channel(on_open=self._opened), host, port, reuse_address=True, backlog=1024

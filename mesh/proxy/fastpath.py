@@ -25,7 +25,7 @@ from mesh.proxy import http1
 from mesh.proxy.match import Decision
 
 if TYPE_CHECKING:
-    from mesh.proxy.sidecar import ClientConnection
+    from mesh.proxy.connection import ClientConnection
     from mesh.proxy.stream import Channel
     from mesh.proxy.upstream import Upstream
 

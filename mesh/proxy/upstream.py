@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from mesh.api.proxyconfig import Endpoint
-from mesh.gateway.tunnel import MAX_HEAD, ConnectRequest
+from mesh.api.tunnel import MAX_HEAD, ConnectRequest
 from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
 from scenarios.clusters.base import Cluster, OpResult
 from scenarios.format import (
     ApplyStep,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
 from scenarios import curl
 from scenarios.clusters.base import OpResult
 from scenarios.format import LineExpectation, OutputExpectation, PodIP, RecordExpectation, RequestStep

@@ -11,7 +11,7 @@ from mesh.api.proxyconfig import (
     Rule,
     closed,
 )
-from mesh.gateway.tunnel import ConnectRequest, TunnelError
+from mesh.api.tunnel import ConnectRequest, TunnelError
 
 
 def _sample() -> ProxyConfig:

@@ -1,4 +1,5 @@
-"""The access-log record contract: field order, id and time formats, schema validation."""
+"""The access-log record contract (mesh.api.accesslog): field order, id and time formats, schema validation;
+and the gateway's writer (mesh.gateway.accesslog) writes exactly those records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mesh.gateway import accesslog
+from mesh.api import accesslog
+from mesh.gateway.accesslog import dumps, emit, request_line
 
 
 def sample_request(**overrides) -> dict:
@@ -48,7 +50,7 @@ def sample_connection(**overrides) -> dict:
 
 
 def test_request_record_matches_the_article_line():
-    line = accesslog.dumps(sample_request())
+    line = dumps(sample_request())
     article = (
         '{"connection_id": "f34e0b0aa1034190", "request_time": "2022-11-10T08:15:31.864Z", '
         '"source_address": "10.42.0.17", "source_port": 36856, "host": "httpbin.org", '
@@ -142,9 +144,9 @@ def test_validate_rejects_reordered_fields():
 
 def test_emit_writes_one_flushed_line_and_parse_lines_splits_kinds():
     out = io.StringIO()
-    accesslog.emit(sample_request(), out)
+    emit(sample_request(), out)
     out.write("not json\n")
-    accesslog.emit(sample_connection(), out)
+    emit(sample_connection(), out)
     requests, connections = accesslog.parse_lines(out.getvalue())
     assert [r["path"] for r in requests] == ["/get"]
     assert [c["destination_port"] for c in connections] == [443]
@@ -230,7 +232,7 @@ def test_times_are_utc_whatever_the_local_time_zone(monkeypatch):
 
 
 def test_lines_keep_non_ascii_as_is():
-    assert '"path": "/bücher"' in accesslog.dumps(sample_request(path="/bücher"))
+    assert '"path": "/bücher"' in dumps(sample_request(path="/bücher"))
 
 
 def test_parse_lines_skips_other_json_and_broken_lines_and_goes_on():
@@ -239,8 +241,8 @@ def test_parse_lines_skips_other_json_and_broken_lines_and_goes_on():
             '{"event": "listener", "state": "open"}',
             "{broken",
             "[1, 2]",
-            accesslog.dumps(sample_request()),
-            accesslog.dumps(sample_connection()),
+            dumps(sample_request()),
+            dumps(sample_connection()),
         ]
     )
     requests, connections = accesslog.parse_lines(text)
@@ -278,4 +280,4 @@ def test_request_line_is_the_record_as_emit_writes_it(values):
         "source_identity", "duration_ms", "response_bytes",
     )  # fmt: skip
     record = accesslog.request_record(**dict(zip(names, values, strict=True)))
-    assert accesslog.request_line(*values) == accesslog.dumps(record)
+    assert request_line(*values) == dumps(record)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from mesh.api.tunnel import ConnectRequest, TunnelError
 from mesh.gateway import server
 from mesh.gateway.server import Gateway, Tunnel
-from mesh.gateway.tunnel import ConnectRequest, TunnelError
 from mesh.proxy.stream import Channel
 
 

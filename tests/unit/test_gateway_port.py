@@ -1,5 +1,5 @@
-"""The gateway port is one fact (mesh/api/proxyconfig.py GATEWAY_PORT); the copies the gateway
-still keeps this session (mesh/gateway/tunnel.py, the server's default) must agree with it."""
+"""The gateway port is one fact (mesh/api/proxyconfig.py GATEWAY_PORT): the controller, the gateway
+program and the server's default use it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from mesh.api.proxyconfig import GATEWAY_PORT
 
 def test_the_gateway_and_the_controller_use_the_api_port():
     from mesh.controller import reconciler
-    from mesh.gateway import tunnel
+    from mesh.gateway import __main__ as gateway_main
     from mesh.gateway.server import Gateway
 
     assert reconciler.GATEWAY_PORT is GATEWAY_PORT
-    assert tunnel.GATEWAY_PORT == GATEWAY_PORT
+    assert gateway_main.GATEWAY_PORT is GATEWAY_PORT
     assert inspect.signature(Gateway.start).parameters["port"].default == GATEWAY_PORT

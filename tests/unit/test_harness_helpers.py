@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mesh.gateway.accesslog import InvalidRecord
+from mesh.api.accesslog import InvalidRecord
 from scenarios import harness
 from scenarios.clusters.base import OpResult
 from scenarios.harness import CommandFailed, MeshHarness

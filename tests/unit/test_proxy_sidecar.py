@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from mesh.api.proxyconfig import Endpoint, Identity, Mode, Protocol, ProxyConfig, Rule
-from mesh.gateway.tunnel import ESTABLISHED, ConnectRequest
+from mesh.api.tunnel import ESTABLISHED, ConnectRequest
 from mesh.proxy import http1
 from mesh.proxy.sidecar import Sidecar
 

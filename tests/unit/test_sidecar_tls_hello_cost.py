@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from mesh.api.tunnel import ConnectRequest
 from mesh.gateway.server import Inspector, Tunnel
-from mesh.gateway.tunnel import ConnectRequest
 from tests.unit.test_sidecar_tls_hello import hello_body, https_to_localhost, keep, records, sni
 from tests.wire import Destination, connect, sidecar_before
 

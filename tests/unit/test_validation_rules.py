@@ -12,12 +12,12 @@ import yaml
 
 from mesh.api.load import load_text
 from mesh.api.resources import Service
+from mesh.api.semantic_rules import host_problem
 from mesh.api.validation import (
     InvalidObject,
     Problem,
     check,
     describe,
-    host_problem,
     key,
     normalize_host,
     to_jsonschema,

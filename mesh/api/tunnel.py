@@ -1,6 +1,7 @@
 """The tunnel: the contract between a sidecar and the egress gateway.
 
-A sidecar opens one TCP connection to the gateway (port 1080) per client connection and sends::
+A sidecar opens one TCP connection to the gateway (``proxyconfig.GATEWAY_PORT``, 1080) per client
+connection and sends::
 
     CONNECT httpbin.org:80 HTTP/1.1\r\n
     Host: httpbin.org:80\r\n
@@ -19,7 +20,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-GATEWAY_PORT = 1080
 SOURCE_HEADER = "X-Egress-Mesh-Source"
 PROTOCOL_HEADER = "X-Egress-Mesh-Protocol"
 MAX_HEAD = 8192
