@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from mesh.api import hosts
 from mesh.api.proxyconfig import Endpoint, Mode, Protocol, ProxyConfig, RequestMatch, Rule
 
 # Used with fullmatch: "$" would also match before a final LF.
@@ -59,20 +60,23 @@ def _port(text: str, whole: str) -> int:
 
 
 def normalise_host(host: str) -> str:
-    """Lower case, trailing dot removed; IP literals in canonical form.
+    """A name or IP literal from the wire in the one normal form (``mesh.api.hosts``), or BadHost:
+    the data plane takes only ASCII names of valid labels (an international name arrives in its
+    ASCII form; IDNA-encoding it here would decide a name other than the one sent)."""
+    name = host.strip(hosts.BLANKS)
+    if name.isascii():
+        name = hosts.normalise_host(name)
+        if _is_ip(name) or (len(name) <= 253 and _NAME.fullmatch(name)):  # fullmatch refuses ''
+            return name
+    raise BadHost(f"not a valid host name: {name!r}")
 
-    Only ASCII blanks are stripped: ``str.strip()`` would also drop bytes such as 0xA0 or 0x85
-    (Unicode spaces once decoded as latin-1), and the name decided would not be the one sent."""
-    host = host.strip(" \t").lower()
-    if host.endswith("."):
-        host = host[:-1]
+
+def _is_ip(name: str) -> bool:
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
+        ipaddress.ip_address(name)
     except ValueError:
-        pass
-    if not host or len(host) > 253 or not _NAME.fullmatch(host):
-        raise BadHost(f"not a valid host name: {host!r}")
-    return host
+        return False
+    return True
 
 
 def host_matches(pattern: str, host: str) -> bool:

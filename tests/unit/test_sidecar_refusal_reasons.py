@@ -81,6 +81,9 @@ async def refusal(request: bytes) -> tuple[bytes, Destination]:
         # latin-1) was decided as the name without it and forwarded as sent.
         (b"GET / HTTP/1.1\r\nHost: localhost\xa0\r\n\r\n", b"not a valid host name: 'localhost\\xa0'"),
         (b"GET / HTTP/1.1\r\nHost: localhost\x85\r\n\r\n", b"not a valid host name: 'localhost\\x85'"),
+        # Found when host normalisation became one definition: a stray bracket was stripped for the
+        # decision (decided as the IP 127.0.0.1) and the Host forwarded as sent.
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1]\r\n\r\n", b"not a valid host name: '127.0.0.1]'"),
         (b"GET / HTTP/1.1\r\nHost: localhost:65536\r\n\r\n", b"bad port in 'localhost:65536'"),
         (b"GET / HTTP/1.1\r\nHost: [::1]:0\r\n\r\n", b"bad port in '[::1]:0'"),
         (CHUNKED + b"5x\r\nhello\r\n0\r\n\r\n", b"bad chunk size line b'5x\\r\\n'"),
