@@ -1,0 +1,7 @@
+"""``python -m mesh.cli``: meshctl."""
+
+import sys
+
+from mesh.cli import main
+
+sys.exit(main())
