@@ -27,7 +27,6 @@ from .options import CONTROLLER_NAME
 from .options import PULL_POLICIES as PULL_POLICIES
 from .options import InstallOptions as InstallOptions
 from .options import OptionError as OptionError
-from .options import _cidrs as _cidrs
 from .options import apply_sets as apply_sets
 
 WEBHOOK_PORT = 9443
