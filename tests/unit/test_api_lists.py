@@ -34,7 +34,7 @@ def test_a_bad_port_is_quoted(bad):
 
 def test_every_caller_reads_lists_the_same_way():
     from mesh.controller import injector
-    from mesh.manifests import install
+    from mesh.manifests import options as install
     from mesh.proxy import iptables
 
     text = "{10.0.0.0/8, 192.168.0.1}"
