@@ -12,6 +12,7 @@ import atexit
 import functools
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from json.encoder import (  # type: ignore[attr-defined]
@@ -66,6 +67,7 @@ quote = encode_basestring_ascii  # a string as ``encode`` writes it
 
 _pending: list[str] = []
 _scheduled_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is queued on
+_scheduled_in = 0  # the thread that loop runs in
 
 
 def _flush() -> None:
@@ -83,7 +85,11 @@ atexit.register(_flush)
 
 def write_line(line: str) -> None:
     """Queue one line for the end of this turn of the event loop (at once outside a loop)."""
-    global _scheduled_on
+    global _scheduled_on, _scheduled_in
+    scheduled = _scheduled_on
+    if scheduled is not None and _scheduled_in == threading.get_ident() and scheduled.is_running():
+        _pending.append(line)  # this thread's running loop (one at a time): without asking for it,
+        return  # as asking costs a system call (getpid) per line
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -94,7 +100,7 @@ def write_line(line: str) -> None:
     if loop is None:
         _flush()
     elif _scheduled_on is None:
-        _scheduled_on = loop
+        _scheduled_on, _scheduled_in = loop, threading.get_ident()
         loop.call_soon(_flush)
 
 
