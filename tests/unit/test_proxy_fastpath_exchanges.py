@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 
 import pytest
@@ -391,23 +392,32 @@ async def test_a_response_until_close_is_relayed_to_the_end():
 
 
 @pytest.mark.parametrize(
-    "response",
+    "response, reason",
     [
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
-        b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok",
-        b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+            b"differing Content-Length",
+        ),
+        (b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok", b"folded header line"),
+        (b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", b"bad status line"),
+        (
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * (64 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok",
+            b"head larger than",
+        ),
     ],
+    ids=["two-lengths", "folded", "status", "head-too-large"],
 )
-async def test_a_bad_response_gets_502(response, capsys):
+async def test_a_bad_response_gets_502_with_the_reason(response, reason, capsys, caplog):
     destination = Destination(replying({b"/bad": [response]}))
     async with sidecar_before(destination) as sidecar:
         reader, writer = await warmed_up(sidecar)
         writer.write(get(b"/bad"))
         answer = await read_to_close(reader)
     assert answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
-    assert b"bad upstream response" in answer
+    assert b"bad upstream response: " + reason in answer
     errors = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "upstream_error" in line]
-    assert len(errors) == 1
+    assert len(errors) == 1 and reason.decode() in errors[0]["reason"]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # ---------------------------------------------------------------- keep-alive and the end
@@ -422,15 +432,17 @@ async def test_a_bad_response_gets_502(response, capsys):
         (get(b"/c"), b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nbye"),
     ],
 )
-async def test_either_side_saying_close_ends_the_client_connection(request_, response, steps):
+async def test_either_side_saying_close_ends_the_client_connection(request_, response, steps, caplog):
     path = request_.split(b" ")[1]
     destination = Destination(replying({path: [response]}))
     async with sidecar_before(destination) as sidecar:
         reader, writer = await warmed_up(sidecar)
         writer.write(request_ + get(b"/never"))
         assert await read_to_close(reader) == response
+        await asyncio.sleep(0.02)
     assert b"/never" not in destination.received
     assert steps == [Step.FORWARD, Step.END]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_an_upstream_saying_close_is_closed_and_not_used_again():
@@ -510,14 +522,15 @@ async def test_a_client_that_ends_while_idle_is_let_go(steps):
     assert steps == [Step.FORWARD, Step.REQUEST]
 
 
-async def test_a_client_that_ends_after_its_request_gets_the_whole_answer(steps):
+@pytest.mark.parametrize("then", [b"", get(b"/then")])
+async def test_a_client_that_ends_after_its_request_gets_the_whole_answer(then, steps):
     response = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n" + b"abc"
     destination = Destination(replying({b"/slow": [0.05, response, 0.05, b"def"]}))
     async with sidecar_before(destination) as sidecar:
         reader, writer = await warmed_up(sidecar)
-        writer.write(get(b"/slow") + get(b"/then"))
+        writer.write(get(b"/slow") + then)
         writer.write_eof()
-        assert await read_to_close(reader) == response + b"def" + echo(get(b"/then"))
+        assert await read_to_close(reader) == response + b"def" + (echo(then) if then else b"")
     assert steps == [Step.FORWARD, Step.REQUEST]
 
 
@@ -547,15 +560,19 @@ async def test_pipelined_requests_wait_for_the_answer_before_them(steps, capsys)
 
 
 @pytest.mark.parametrize("cut", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"])
-async def test_a_destination_that_leaves_mid_exchange_ends_the_connection(cut, capsys):
+async def test_a_destination_that_leaves_mid_exchange_ends_the_connection(cut, capsys, caplog):
     destination = Destination(replying({b"/drop": [cut, None] if cut else [None]}))
     async with sidecar_before(destination) as sidecar:
         reader, writer = await warmed_up(sidecar)
         writer.write(get(b"/drop"))
         answer = await read_to_close(reader)
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     if cut:
         assert answer == cut
+        assert events[-2:] == ["decision", "decision"]  # no error record: the end is quiet
     else:
+        assert events[-1] == "upstream_error"
         assert answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
         assert b"upstream closed the connection without answering" in answer
 
@@ -576,18 +593,21 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
         assert 0.1 < loop.time() - started < 1.0
 
 
-async def test_a_slow_answer_is_not_cut_by_the_idle_timeout():
+async def test_a_slow_answer_is_not_cut_by_the_idle_timeout(caplog):
     destination = Destination(replying({b"/slow": [0.4, ok(b"slow")]}))
     async with sidecar_before(destination) as sidecar:
         sidecar.idle_timeout = 0.2
         reader, writer = await warmed_up(sidecar)
         writer.write(get(b"/slow"))
         assert await read_response(reader) == ok(b"slow")
+        writer.write(get(b"/1"))
+        assert await read_response(reader) == echo(get(b"/1"))
         writer.close()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_client_that_stops_reading_holds_the_destination_back(steps):
-    size = 32 * 1024 * 1024
+    size = 48 * 1024 * 1024
     sent: list[int] = []
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size
 
@@ -597,9 +617,10 @@ async def test_a_client_that_stops_reading_holds_the_destination_back(steps):
         await conn.request()
         sock = conn.writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        await conn.send(head)
-        chunk = b"x" * 65536
-        for _ in range(size // len(chunk)):
+        chunk = b"x" * (1 << 20)
+        await conn.send(head + chunk)  # a head with a part of its body: the client's buffer fills at once
+        sent.append(len(chunk))
+        for _ in range(size // len(chunk) - 1):
             await conn.send(chunk)
             sent.append(len(chunk))
         await answer_rest(conn)
@@ -615,11 +636,35 @@ async def test_a_client_that_stops_reading_holds_the_destination_back(steps):
         writer.write(get(b"/big"))
         await asyncio.sleep(0.3)
         assert sum(sent) < size // 2  # held back (by the kernels' buffers) while the client reads nothing
-        received = 0
-        while received < len(head) + size:
-            received += len(await asyncio.wait_for(reader.read(1 << 20), WAIT))
-        assert received == len(head) + size
+        received = await asyncio.wait_for(reader.readexactly(len(head) + size), WAIT)
+        assert received == head + b"x" * size
         writer.write(get(b"/after"))
         assert await read_response(reader) == echo(get(b"/after"))
         writer.close()
     assert steps == [Step.FORWARD]
+
+
+async def test_pipelined_requests_wait_while_the_client_does_not_read(steps):
+    """Whole responses, one after the other, to a client that reads nothing for a while: once its
+    connection's buffer is full the sidecar forwards no further request until it has drained."""
+    count, body = 1500, b"y" * (16 * 1024)
+
+    async def serve(conn: Connection) -> None:
+        while True:
+            head, _ = await conn.request()
+            await conn.send(ok(body if b"/warm" not in head else b"GET /warm HTTP/1.1 0"))
+
+    destination = Destination(serve)
+    async with sidecar_before(destination) as sidecar:
+        reader, writer = await warmed_up(sidecar)
+        writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        writer.write(b"".join(get(b"/%d" % i) for i in range(count)))
+        await asyncio.sleep(0.3)
+        assert len(destination.requests) < count // 2  # held back while the client reads nothing
+        answers = await asyncio.wait_for(reader.readexactly(count * len(ok(body))), WAIT * 2)
+        assert answers == ok(body) * count
+        writer.write(get(b"/after"))
+        assert await read_response(reader) == ok(body)
+        writer.close()
+    assert len(destination.requests) == count + 2
+    assert Step.REQUEST in steps  # handed to the task, which waits for the client to drain
