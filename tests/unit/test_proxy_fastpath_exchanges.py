@@ -668,3 +668,20 @@ async def test_pipelined_requests_wait_while_the_client_does_not_read(steps):
         writer.close()
     assert len(destination.requests) == count + 2
     assert Step.REQUEST in steps  # handed to the task, which waits for the client to drain
+
+
+async def test_a_connection_whose_task_was_cancelled_ends_without_an_error(caplog):
+    """At shutdown the connections' tasks are cancelled; a keep-alive connection idle in the hot
+    path that ends afterwards must not make the callbacks fail (asyncio would log the error)."""
+    destination = Destination()
+    async with sidecar_before(destination) as sidecar:
+        reader, writer = await warmed_up(sidecar)
+        writer.write(get(b"/1"))
+        assert await read_response(reader) == echo(get(b"/1"))
+        tasks = [t for t in asyncio.all_tasks() if "_serve" in repr(t.get_coro())]
+        assert len(tasks) == 1
+        tasks[0].cancel()
+        await asyncio.sleep(0.02)
+        writer.close()
+        await asyncio.sleep(0.05)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
