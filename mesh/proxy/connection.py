@@ -264,8 +264,8 @@ class ClientConnection:
     async def forward(self, request: http1.Request, decision: Decision) -> bool:
         """Send an allowed request upstream and relay the response; False when the connection is to end."""
         key = (decision.target, self.dst_port, decision.gateway)
-        if self.upstream is None or self.upstream.key != key:
-            self.drop_upstream()
+        if self.upstream is None or self.upstream.key != key or self.upstream.channel.eof:
+            self.drop_upstream()  # (an upstream that has ended since the last exchange: a new one)
             try:
                 self.upstream = await self.open_upstream(decision, Protocol.HTTP)
             except UpstreamError as exc:
