@@ -85,6 +85,10 @@ def test_connection_ids_are_16_lowercase_hex_and_distinct():
         (0, "1970-01-01T00:00:00.000Z"),
         (1668068131.8649, "2022-11-10T08:15:31.864Z"),
         (1.0009, "1970-01-01T00:00:01.000Z"),
+        (-1.5, "1969-12-31T23:59:58.500Z"),  # before 1970: the fraction counts back from the second
+        (-0.0004, "1969-12-31T23:59:59.999Z"),
+        (-86400.25, "1969-12-30T23:59:59.750Z"),
+        (-1.000001, "1969-12-31T23:59:58.999Z"),
     ],
 )
 def test_times_are_utc_with_milliseconds(epoch, text):
