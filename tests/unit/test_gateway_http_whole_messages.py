@@ -63,15 +63,15 @@ def test_whole_requests_one_after_another_are_recorded_once_each(note):
 @pytest.mark.parametrize("note", NOTES.values(), ids=NOTES)
 @pytest.mark.parametrize(
     "fields",
-    [(b"Content-Length: 0",), (b"Content-Length:host",), (b"Transfer-Encoding: chunked",)],
-    ids=["length", "length-host", "chunked"],
+    [(), (b"Content-Length: 0",), (b"Content-Length:host",), (b"Transfer-Encoding: chunked",)],
+    ids=["none", "length", "length-host", "chunked"],
 )
 def test_a_whole_request_without_a_host_field_has_the_tunnel_s_host(fields, note):
     """Whatever its other fields say, the host of a request without Host (nor an absolute target)
     is the tunnel's. A request that does not follow the rules (Content-Length: host) is still
     recorded; only what follows it is not observed."""
     request = message(b"GET /x HTTP/1.1", *fields, note=note)
-    if fields[0].startswith(b"Transfer"):
+    if fields and fields[0].startswith(b"Transfer"):
         request += b"0\r\n\r\n"
     answer = message(b"HTTP/1.1 200 OK", b"Content-Length: 2", note=note, body=b"ok")
     assert record([request], [answer])[0] == [("GET", "default.test", "/x", 200, 2, 100.0, 101.0)]
@@ -191,3 +191,16 @@ def test_a_content_length_line_inside_a_body_read_until_close_does_not_frame_it(
     get = message(b"GET /g HTTP/1.1", b"Host: a.test", note=note)
     answer = message(b"HTTP/1.0 200 OK", b"Server: x", note=note, body=body)
     assert record([get], [answer, b"more"])[0] == [("GET", "a.test", "/g", 200, 27, 100.0, 101.0)]
+
+
+@pytest.mark.parametrize("note", NOTES.values(), ids=NOTES)
+def test_an_answer_with_two_differing_content_length_lines_ends_the_records(note):
+    """RFC 9112 6.3: differing lengths make the framing unknown; the answer is recorded with its
+    status and no body, and nothing after it."""
+    get = message(b"GET /g HTTP/1.1", b"Host: a.test", note=note)
+    answer = message(b"HTTP/1.1 200 OK", b"Content-Length: 2", b"Content-Length: 3", note=note, body=b"ok")
+    ok = message(b"HTTP/1.1 200 OK", b"Content-Length: 2", body=b"ok")
+    assert record([get, get], [answer + ok])[0] == [
+        ("GET", "a.test", "/g", 200, 0, 100.0, 102.0),
+        ("GET", "a.test", "/g", None, 0, 101.0, None),
+    ]
