@@ -3,6 +3,7 @@ and the gateway's writer (mesh.gateway.accesslog) writes exactly those records."
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -84,6 +85,10 @@ def test_connection_ids_are_16_lowercase_hex_and_distinct():
         (0, "1970-01-01T00:00:00.000Z"),
         (1668068131.8649, "2022-11-10T08:15:31.864Z"),
         (1.0009, "1970-01-01T00:00:01.000Z"),
+        (-1.5, "1969-12-31T23:59:58.500Z"),  # before 1970: the fraction counts back from the second
+        (-0.0004, "1969-12-31T23:59:59.999Z"),
+        (-86400.25, "1969-12-30T23:59:59.750Z"),
+        (-1.000001, "1969-12-31T23:59:58.999Z"),
     ],
 )
 def test_times_are_utc_with_milliseconds(epoch, text):
@@ -281,3 +286,56 @@ def test_request_line_is_the_record_as_emit_writes_it(values):
     )  # fmt: skip
     record = accesslog.request_record(**dict(zip(names, values, strict=True)))
     assert request_line(*values) == dumps(record)
+
+
+@pytest.mark.parametrize(
+    "duration, text",
+    [
+        (3, "3"),
+        (3.1, "3.1"),
+        (1e16, "1e+16"),
+        (float("nan"), "NaN"),
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+        (None, "null"),
+    ],
+)
+def test_request_line_writes_the_duration_as_json_dumps_does(duration, text):
+    """Python's json writes NaN and the infinities as NaN, Infinity and -Infinity (what json.loads
+    reads back), not as Python's nan and inf, nor as null."""
+    values = dict(
+        connection_id="f34e0b0aa1034190",
+        request_time=1668068131.8645,
+        source_address="10.42.0.17",
+        source_port=36856,
+        host="httpbin.org",
+        path="/get",
+        method="GET",
+        status=200,
+        source_identity="curl/curl",
+        duration_ms=duration,
+        response_bytes=230,
+    )
+    line = request_line(**values)
+    assert f'"duration_ms": {text}, "response_bytes": 230}}' in line
+    assert line == dumps(accesslog.request_record(**values))
+
+
+def test_emit_without_a_stream_writes_the_line_to_stdout_at_once_outside_a_loop(capsys):
+    emit(sample_request())
+    assert capsys.readouterr().out == dumps(sample_request()) + "\n"
+
+
+def test_emit_without_a_stream_in_a_loop_writes_the_turn_s_records_at_its_end(capsys):
+    async def two_records() -> str:
+        emit(sample_request(path="/one"))
+        emit(sample_connection())
+        before = capsys.readouterr().out
+        await asyncio.sleep(0)
+        return before
+
+    assert asyncio.run(two_records()) == ""
+    out = capsys.readouterr().out
+    assert out == dumps(sample_request(path="/one")) + "\n" + dumps(sample_connection()) + "\n"
+    requests, connections = accesslog.parse_lines(out)
+    assert ([r["path"] for r in requests], [c["id"] for c in connections]) == (["/one"], ["f34e0b0aa1034190"])
