@@ -308,12 +308,16 @@ class Exchange:
     @property
     def path(self) -> str:
         """Origin-form path of the target (absolute-form ``http://h/p`` gives ``/p``)."""
-        target = self.target
-        if "://" in target:
-            rest = target.split("://", 1)[1]
-            slash = rest.find("/")
-            return rest[slash:] if slash >= 0 else "/"
-        return target
+        return _absolute(self.target)[1] if "://" in self.target else self.target
+
+
+def _absolute(target: str) -> tuple[str, str]:
+    """Authority and origin-form path of an absolute-form target: the authority ends at the first
+    "/", "?" or "#", and an empty path is "/" (``http://h?q`` is ``h``, ``/?q``)."""
+    rest = target.split("://", 1)[1]
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    path = rest[end:]
+    return rest[:end], path if path[:1] == "/" else "/" + path
 
 
 def host_of(head: Head, default: str) -> str:
@@ -324,7 +328,7 @@ def host_of(head: Head, default: str) -> str:
 def _host(value: str | None, target: str, default: str) -> str:
     """``host_of`` from the Host header's value (None without one) and the request target."""
     if not value and "://" in target:
-        value = target.split("://", 1)[1].split("/", 1)[0]
+        value = _absolute(target)[0]
     if not value:
         return default
     value = value.strip().lower()

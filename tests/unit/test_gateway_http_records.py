@@ -136,6 +136,11 @@ HOSTS = {
     b"GET http://b.test/x HTTP/1.1\r\nHost: c.test\r\n\r\n": ("c.test", "/x"),
     b"GET http://b.test/x/y?u=http://c.test/z HTTP/1.1\r\n\r\n": ("b.test", "/x/y?u=http://c.test/z"),
     b"GET / HTTP/1.1\r\nHost: [::1]]\r\n\r\n": ("::1", "/"),
+    # the authority ends at "?" and "#" as well as "/"; an empty path is "/" (RFC 9112 3.2.4)
+    b"GET http://b.test?x=1 HTTP/1.1\r\n\r\n": ("b.test", "/?x=1"),
+    b"GET http://b.test:8080?u=/p/q HTTP/1.1\r\n\r\n": ("b.test", "/?u=/p/q"),
+    b"GET http://b.test#/p HTTP/1.1\r\n\r\n": ("b.test", "/#/p"),
+    b"GET http://b.test?x=1 HTTP/1.1\r\nHost: b.test\r\n\r\n": ("b.test", "/?x=1"),
     b"GET /x HTTP/1.0\r\n\r\n": ("default.test", "/x"),
     b"GET /x HTTP/1.1\r\nHost:\r\n\r\n": ("default.test", "/x"),
 }
