@@ -17,21 +17,21 @@ from hypothesis import strategies as st
 from mesh.api import accesslog
 from mesh.gateway.accesslog import dumps, emit, request_line
 
+SAMPLE = dict(
+    connection_id="f34e0b0aa1034190",
+    request_time=1668068131.8645,
+    source_address="10.42.0.17",
+    source_port=36856,
+    host="httpbin.org",
+    path="/get",
+    method="HEAD",
+    status=200,
+    source_identity="curl/curl",
+)
+
 
 def sample_request(**overrides) -> dict:
-    values = dict(
-        connection_id="f34e0b0aa1034190",
-        request_time=1668068131.8645,
-        source_address="10.42.0.17",
-        source_port=36856,
-        host="httpbin.org",
-        path="/get",
-        method="HEAD",
-        status=200,
-        source_identity="curl/curl",
-    )
-    values.update(overrides)
-    return accesslog.request_record(**values)
+    return accesslog.request_record(**{**SAMPLE, **overrides})
 
 
 def sample_connection(**overrides) -> dict:
@@ -303,19 +303,7 @@ def test_request_line_is_the_record_as_emit_writes_it(values):
 def test_request_line_writes_the_duration_as_json_dumps_does(duration, text):
     """Python's json writes NaN and the infinities as NaN, Infinity and -Infinity (what json.loads
     reads back), not as Python's nan and inf, nor as null."""
-    values = dict(
-        connection_id="f34e0b0aa1034190",
-        request_time=1668068131.8645,
-        source_address="10.42.0.17",
-        source_port=36856,
-        host="httpbin.org",
-        path="/get",
-        method="GET",
-        status=200,
-        source_identity="curl/curl",
-        duration_ms=duration,
-        response_bytes=230,
-    )
+    values = {**SAMPLE, "method": "GET", "duration_ms": duration, "response_bytes": 230}
     line = request_line(**values)
     assert f'"duration_ms": {text}, "response_bytes": 230}}' in line
     assert line == dumps(accesslog.request_record(**values))
