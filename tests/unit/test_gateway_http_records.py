@@ -141,6 +141,10 @@ HOSTS = {
     b"GET http://b.test:8080?u=/p/q HTTP/1.1\r\n\r\n": ("b.test", "/?u=/p/q"),
     b"GET http://b.test#/p HTTP/1.1\r\n\r\n": ("b.test", "/#/p"),
     b"GET http://b.test?x=1 HTTP/1.1\r\nHost: b.test\r\n\r\n": ("b.test", "/?x=1"),
+    b"GET http://b.test?x=1?y=2 HTTP/1.1\r\n\r\n": ("b.test", "/?x=1?y=2"),
+    b"GET http://b.test#a#b HTTP/1.1\r\n\r\n": ("b.test", "/#a#b"),
+    b"GET http:///p HTTP/1.1\r\nHost: c.test\r\n\r\n": ("c.test", "/p"),
+    b"GET http://?x HTTP/1.1\r\nHost: c.test\r\n\r\n": ("c.test", "/?x"),
     b"GET /x HTTP/1.0\r\n\r\n": ("default.test", "/x"),
     b"GET /x HTTP/1.1\r\nHost:\r\n\r\n": ("default.test", "/x"),
 }
