@@ -223,19 +223,13 @@ class Observations:
 
 
 class Gateway:
-    def __init__(
-        self,
-        connect_timeout: float = 5.0,
-        sink: Sink = emit,
-        allow_loopback: bool | None = None,
-        observe_delay: float = Observations.DELAY,
-    ):
+    def __init__(self, connect_timeout: float = 5.0, sink: Sink = emit, allow_loopback: bool | None = None):
         self.connect_timeout = connect_timeout
         self.sink = sink
         self.allow_loopback = allow_loopback  # None: only when listening on a loopback address
         self._ports: set[int] = set()
         self._open: dict[asyncio.Task, list[Channel]] = {}
-        self._observations = Observations(observe_delay)
+        self._observations = Observations()
 
     async def start(self, host: str = "0.0.0.0", port: int = GATEWAY_PORT) -> asyncio.Server:
         loop = asyncio.get_running_loop()
