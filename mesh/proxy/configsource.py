@@ -23,7 +23,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from mesh.api.credentials import MAX_TOKEN_BYTES, TOKEN_PATH
 from mesh.api.proxyconfig import Identity, ProxyConfig, config_url
-from mesh.api.watch import changes
 from mesh.proxy.log import emit
 
 OnConfig = Callable[[ProxyConfig], Awaitable[None]]
@@ -67,6 +66,8 @@ class FileSource:
                 emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
             await asyncio.sleep(self.rescan)
         seen = await self._reload(seen, on_config)
+        from mesh.api.watch import changes  # here: sidecars fed by the controller never load watchfiles
+
         async for _ in changes(self.path, poll=self.poll, rescan=self.rescan):
             seen = await self._reload(seen, on_config)
 
