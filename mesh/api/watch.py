@@ -3,7 +3,8 @@ file system sends no events), for the controller's manifest directory and the si
 file.
 
 ``changes(path)`` yields once per batch of changes at or below ``path`` (a directory, or one
-file: its folder is watched, so a file replaced by rename is still seen), and at least every
+file: its folder is watched, so a file replaced by rename, or by the kubelet's swap of a
+ConfigMap volume's ``..data`` link, is still seen), and at least every
 ``rescan`` seconds even when nothing was reported, so a caller that compares what it read
 (mtime, size, inode) never misses a change an event did not announce.
 """
@@ -16,6 +17,10 @@ from pathlib import Path
 
 import watchfiles
 
+#: in a ConfigMap or Secret volume each file is a link through ``..data``, which the kubelet swaps
+#: (by rename) to update them all at once: the file itself sees no event
+KUBERNETES_DATA_LINK = "..data"
+
 
 async def changes(
     path: str | os.PathLike[str], poll: float = 0.2, rescan: float = 5.0
@@ -27,7 +32,7 @@ async def changes(
     wanted = None if path.is_dir() else path.name
 
     def relevant(_change: watchfiles.Change, changed: str) -> bool:
-        return wanted is None or Path(changed).name == wanted
+        return wanted is None or Path(changed).name in (wanted, KUBERNETES_DATA_LINK)
 
     async for _ in watchfiles.awatch(
         folder,

@@ -26,6 +26,7 @@ from mesh.api.proxyconfig import Identity, ProxyConfig, config_url
 from mesh.proxy.log import emit
 
 OnConfig = Callable[[ProxyConfig], Awaitable[None]]
+Seen = tuple[int, int, int] | None | str  # the config file's (mtime, size, inode) when last read
 LONG_POLL_SECONDS = 30
 CONNECT_TIMEOUT = 0.5  # seconds; a controller on the cluster network answers a SYN in milliseconds
 #: answers that say "not you" or "not so often": retrying soon would not help
@@ -41,11 +42,14 @@ def parse(text: str | bytes, origin: str) -> ProxyConfig | None:
 
 
 class FileSource:
-    """Reads a JSON ProxyConfig file and reloads it whenever it changes (polled)."""
+    """Reads a JSON ProxyConfig file and reloads it whenever it changes (``mesh.api.watch``: inotify,
+    or polling every ``poll`` seconds where there is none; looked at again every ``rescan`` seconds
+    in any case)."""
 
-    def __init__(self, path: Path, interval: float = 0.5):
+    def __init__(self, path: Path, poll: float = 0.2, rescan: float = 5.0):
         self.path = path
-        self.interval = interval
+        self.poll = poll
+        self.rescan = rescan
 
     def _signature(self) -> tuple[int, int, int] | None:
         try:
@@ -55,23 +59,35 @@ class FileSource:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def run(self, on_config: OnConfig) -> None:
-        seen: tuple[int, int, int] | None | str = "never"
-        while True:
-            signature = self._signature()
-            if signature != seen:
-                seen = signature
-                if signature is None:
-                    emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
-                else:
-                    try:
-                        text = self.path.read_bytes()
-                    except OSError as exc:
-                        emit("config_rejected", origin=str(self.path), reason=str(exc))
-                    else:
-                        config = parse(text, str(self.path))
-                        if config is not None:
-                            await on_config(config)
-            await asyncio.sleep(self.interval)
+        seen: Seen = "never"
+        while not self.path.parent.is_dir():  # nothing to watch yet (a volume not mounted)
+            if seen != "missing":
+                seen = "missing"
+                emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
+            await asyncio.sleep(self.rescan)
+        seen = await self._reload(seen, on_config)
+        from mesh.api.watch import changes  # here: sidecars fed by the controller never load watchfiles
+
+        async for _ in changes(self.path, poll=self.poll, rescan=self.rescan):
+            seen = await self._reload(seen, on_config)
+
+    async def _reload(self, seen: Seen, on_config: OnConfig) -> Seen:
+        """Reads the file when it changed since ``seen``; returns what it saw."""
+        signature = self._signature()
+        if signature == seen:
+            return seen
+        if signature is None:
+            emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
+            return None
+        try:
+            text = self.path.read_bytes()
+        except OSError as exc:
+            emit("config_rejected", origin=str(self.path), reason=str(exc))
+            return signature
+        config = parse(text, str(self.path))
+        if config is not None:
+            await on_config(config)
+        return signature
 
 
 class ControllerError(Exception):

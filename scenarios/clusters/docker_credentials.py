@@ -78,6 +78,11 @@ class DockerCredentials:
             self._start_rotation()
         return binds
 
+    def pods(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every pod with tokens being minted."""
+        with self._lock:
+            return {(identity.namespace, pod_name) for identity, pod_name, _ in self._tokens.values()}
+
     def forget_pod(self, namespace: str, pod_name: str) -> None:
         folder = self.directory / "pods" / namespace / pod_name
         with self._lock:

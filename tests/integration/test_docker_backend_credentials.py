@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from mesh.api import credentials
+from scenarios.clusters.docker.credentials import CredentialsHook
 from tests.integration.test_docker_backend import cluster, deploy_curl, refs  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.docker
@@ -57,3 +58,16 @@ def test_the_sidecar_presents_its_pods_token_and_gets_only_its_own_config(fresh)
     assert not any(e["event"] == "controller_refused" for e in sidecar), sidecar
     out = fresh.client.containers.get(fresh.controller).logs()
     assert b"sidecars authenticate with tokens signed by the Docker backend's key" in out
+
+
+def test_a_deleted_pods_token_is_removed_and_not_minted_again(fresh):
+    deploy_curl(fresh)
+    (pod,) = [p for p in fresh.runtime.pods.values() if p.namespace == "curl"]
+    (creds,) = [h.credentials for h in fresh.hooks if isinstance(h, CredentialsHook)]
+    folder = creds.directory / "pods" / "curl" / pod.name
+    assert [p.name for p in folder.rglob("token")], "no token minted for the pod"
+
+    assert fresh.run(["kubectl", "delete", "deployment", "curl", "-n", "curl"]).ok
+    assert not folder.exists()
+    creds.rotate()  # what the rotation thread does at 80 % of the lifetime
+    assert not folder.exists() and ("curl", pod.name) not in creds.pods()

@@ -56,3 +56,22 @@ async def test_polling_where_there_are_no_events(tmp_path, monkeypatch):
     monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
     took = await first_change(tmp_path, lambda: (tmp_path / "a.yaml").write_text("x"), poll=0.1, rescan=30)
     assert took < 3
+
+
+async def test_a_configmap_volume_update_is_seen(tmp_path):
+    """The kubelet's atomic writer: ``config.json -> ..data/config.json``, ``..data -> ..v1``; an
+    update writes ``..v2`` and renames a new link over ``..data``."""
+    (tmp_path / "..v1").mkdir()
+    (tmp_path / "..v1" / "config.json").write_text("{}")
+    (tmp_path / "..data").symlink_to("..v1")
+    target = tmp_path / "config.json"
+    target.symlink_to("..data/config.json")
+
+    def update():
+        (tmp_path / "..v2").mkdir()
+        (tmp_path / "..v2" / "config.json").write_text('{"v": 2}')
+        (tmp_path / "..data_tmp").symlink_to("..v2")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    assert await first_change(target, update, poll=30, rescan=30) < 3
+    assert target.read_text() == '{"v": 2}'

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -16,6 +18,7 @@ from mesh.api import credentials
 from mesh.api.proxyconfig import Identity
 from mesh.controller.auth import KeyVerifier
 from mesh.controller.injector import inject_pod
+from scenarios.clusters.docker.credentials import CredentialsHook
 from scenarios.clusters.docker_credentials import DockerCredentials
 from tests.unit.test_injector import SETTINGS, curl_pod
 
@@ -107,3 +110,26 @@ def test_another_runs_key_is_refused(creds: DockerCredentials, tmp_path: Path):
         asyncio.run(verifier(creds).identity(token))
     other.close()
     assert not (tmp_path / "other-run").exists()
+
+
+def test_the_backend_stops_minting_for_pods_that_are_gone(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    runtime = SimpleNamespace(pods={})
+    hook = CredentialsHook(SimpleNamespace(run_id="r1", runtime=runtime))
+    assert hook.objects_changed() == []  # no pod yet: nothing made
+    pod = injected()
+    token_files = {}
+    for name in ("curl-a", "curl-b"):
+        (bind,) = hook.credentials.pod_binds("curl", name, pod["spec"], containers(pod)["sidecar"])
+        token_files[name] = host_path(bind, credentials.TOKEN_PATH)
+        runtime.pods[("curl", name)] = object()
+    hook.objects_changed()
+    assert all(f.exists() for f in token_files.values())
+
+    del runtime.pods[("curl", "curl-a")]  # deleted (kubectl delete, a rollout, a namespace, reset)
+    hook.objects_changed()
+    assert not token_files["curl-a"].parent.exists() and token_files["curl-b"].exists()
+    hook.credentials.rotate()
+    assert not token_files["curl-a"].exists() and token_files["curl-b"].exists()
+    assert hook.credentials.pods() == {("curl", "curl-b")}
+    hook.credentials.close()

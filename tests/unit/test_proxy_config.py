@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ async def collect(source, until: int, timeout: float = 5.0) -> list[ProxyConfig]
 async def test_file_source_reloads_and_ignores_invalid_documents(tmp_path, capsys):
     path = tmp_path / "config.json"
     path.write_text(PERMISSIVE.to_json())
-    source = FileSource(path, interval=0.05)
+    source = FileSource(path, poll=0.05)
     seen: list[ProxyConfig] = []
 
     async def on_config(config: ProxyConfig) -> None:
@@ -55,6 +56,41 @@ async def test_file_source_reloads_and_ignores_invalid_documents(tmp_path, capsy
     lines = capsys.readouterr().out.splitlines()
     rejected = [json.loads(line) for line in lines if "config_rejected" in line]
     assert len(rejected) == 1 and "ProxyConfig" in rejected[0]["reason"]
+
+
+async def test_file_source_applies_an_edit_at_once_not_at_the_next_poll(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(PERMISSIVE.to_json())
+    source = FileSource(path, poll=30, rescan=30)  # only the file system's events can wake it in time
+    seen: list[ProxyConfig] = []
+    changed = asyncio.Event()
+
+    async def on_config(config: ProxyConfig) -> None:
+        seen.append(config)
+        if config.mode is Mode.POLICY:
+            changed.set()
+
+    task = asyncio.create_task(source.run(on_config))
+    try:
+        await asyncio.sleep(0.3)
+        (tmp_path / ".config.json.tmp").write_text(POLICY.to_json())
+        os.replace(tmp_path / ".config.json.tmp", path)  # as an atomic writer does
+        await asyncio.wait_for(changed.wait(), 3)
+    finally:
+        task.cancel()
+    assert [c.mode for c in seen] == [Mode.PERMISSIVE, Mode.POLICY]
+
+
+async def test_file_source_waits_for_a_folder_that_is_not_there_yet(tmp_path, capsys):
+    path = tmp_path / "volume" / "config.json"
+    seen = asyncio.create_task(collect(FileSource(path, poll=0.05, rescan=0.1), until=1))
+    await asyncio.sleep(0.3)
+    path.parent.mkdir()
+    path.write_text(POLICY.to_json())
+    assert [c.mode for c in await seen] == [Mode.POLICY]
+    lines = capsys.readouterr().out.splitlines()
+    rejected = [json.loads(line) for line in lines if "config_rejected" in line]
+    assert rejected and rejected[0]["reason"] == "file missing or unreadable"
 
 
 async def test_controller_source_long_polls_with_versions():

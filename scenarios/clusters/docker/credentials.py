@@ -41,6 +41,16 @@ class CredentialsHook(DockerHook):
             return
         spec.binds = [*spec.binds, *self.credentials.pod_binds(pod.namespace, pod.name, pod.spec, container)]
 
+    def objects_changed(self) -> list[str]:
+        """Tokens of pods that are gone are no longer minted, and their files are removed (the
+        kubelet's projected volume goes with its pod)."""
+        if self._credentials is None:
+            return []
+        alive = set(self.cluster.runtime.pods)
+        for namespace, pod_name in self._credentials.pods() - alive:
+            self._credentials.forget_pod(namespace, pod_name)
+        return []
+
     @staticmethod
     def cleanup(run_id: str | None) -> list[str]:
         folders = glob.glob(os.path.join(tempfile.gettempdir(), f"egress-mesh-{run_id or '*'}-credentials-*"))
