@@ -30,7 +30,8 @@ from mesh.api import accesslog
 from mesh.api.proxyconfig import GATEWAY_PORT
 from mesh.api.tunnel import ESTABLISHED, MAX_HEAD, ConnectRequest, TunnelError, error_response
 from mesh.gateway.accesslog import RequestLines, emit
-from mesh.gateway.httpstream import HttpObserver, looks_like_http
+from mesh.gateway.httphead import looks_like_http
+from mesh.gateway.httpstream import HttpObserver
 from mesh.proxy import tls
 from mesh.proxy.log import write_line
 from mesh.proxy.stream import Channel, HeadTooLarge, Splice, connect

@@ -9,7 +9,8 @@ import itertools
 
 import pytest
 
-from mesh.gateway.httpstream import HttpObserver, looks_like_http, parse_head
+from mesh.gateway.httphead import looks_like_http, parse_head
+from mesh.gateway.httpstream import HttpObserver
 
 GET = b"GET /get HTTP/1.1\r\nHost: a.test\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesh.gateway.httpstream import HttpObserver, looks_like_http, parse_head, parse_lines
+from mesh.gateway.httphead import looks_like_http, parse_head, parse_lines
+from mesh.gateway.httpstream import HttpObserver
 
 GET = b"GET /get HTTP/1.1\r\nHost: HTTPBin.org:80\r\n\r\n"
 HEAD = b"HEAD /status/200 HTTP/1.1\r\nHost: httpstat.us.\r\n\r\n"
