@@ -59,13 +59,11 @@ class FileSource:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def run(self, on_config: OnConfig) -> None:
-        seen: Seen = "never"
-        while not self.path.parent.is_dir():  # nothing to watch yet (a volume not mounted)
-            if seen != "missing":
-                seen = "missing"
-                emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
-            await asyncio.sleep(self.rescan)
-        seen = await self._reload(seen, on_config)
+        if not self.path.parent.is_dir():  # nothing to watch yet (a volume not mounted)
+            emit("config_rejected", origin=str(self.path), reason="file missing or unreadable")
+            while not self.path.parent.is_dir():
+                await asyncio.sleep(self.rescan)
+        seen = await self._reload("never", on_config)
         from mesh.api.watch import changes  # here: sidecars fed by the controller never load watchfiles
 
         async for _ in changes(self.path, poll=self.poll, rescan=self.rescan):
