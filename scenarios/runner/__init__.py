@@ -9,11 +9,12 @@ retries, stops) and ``console`` (the printer of ``python -m scenarios run``).
 from scenarios.runner.checks import check_lines, check_output, check_records, check_responses
 from scenarios.runner.commands import kubectl_command
 from scenarios.runner.console import ConsoleObserver
-from scenarios.runner.engine import POLL_INTERVAL, Runner
+from scenarios.runner.engine import POLL_INTERVAL, SETTLE_TIME, Runner
 from scenarios.runner.results import Observer, RunResult, ScenarioResult, StepResult
 
 __all__ = [
     "POLL_INTERVAL",
+    "SETTLE_TIME",
     "ConsoleObserver",
     "Observer",
     "RunResult",

@@ -92,6 +92,14 @@ def check_records(
             problems.append(f"no record with {_describe(fields)}")
         elif want.count is not None and len(found) != want.count:
             problems.append(f"{len(found)} record(s) with {_describe(fields)}, expected {want.count}")
+    return problems + unwanted_records(records, absent, resolve)
+
+
+def unwanted_records(
+    records: list[dict[str, Any]], absent: Iterable[RecordExpectation], resolve: Resolve
+) -> list[str]:
+    """One problem per ``absent`` item that some record matches."""
+    problems = []
     for want in absent:
         fields = _resolved(want.fields, resolve)
         found = [r for r in records if _has(r, fields)]
@@ -127,6 +135,12 @@ def check_lines(
             problems.append(f"no {what.removeprefix('a ')}")
         elif want.count is not None and len(found) != want.count:
             problems.append(f"{len(found)} line(s), expected {want.count}: {what}")
+    return problems + unwanted_lines(lines, absent, resolve)
+
+
+def unwanted_lines(lines: list[str], absent: Iterable[LineExpectation], resolve: Resolve) -> list[str]:
+    """One problem per ``absent`` item that some line matches."""
+    problems = []
     for want in absent:
         what, matches = _line_matcher(want, resolve)
         found = [line for line in lines if matches(line)]

@@ -2,7 +2,8 @@
 
 Each scenario starts from "mesh just installed" (``cluster.reset()``); a failing setup step stops
 it (the rest are reported as skipped); checking steps are retried until their expectation holds
-or their timeout runs out; ``{{name}}`` in a step is filled in from earlier ``set`` steps.
+or their timeout runs out (a log check's absences hold only on a read made ``SETTLE_TIME`` after the
+step started); ``{{name}}`` in a step is filled in from earlier ``set`` steps.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_result, stop_after_delay
 
 from scenarios.clusters.base import Cluster, Unsupported
 from scenarios.format import GatewayLogStep, LogStep, Scenario, Step, resolved
@@ -22,6 +23,14 @@ from scenarios.runner.commands import kubectl_command
 from scenarios.runner.results import Observer, RunResult, ScenarioResult, StepResult
 
 POLL_INTERVAL = 0.3
+#: a log step passes on what is *not* in the log only from a read made this long after it started:
+#: the gateway writes a request's record up to ~10 ms after the response (docs/gateway.md), a
+#: sidecar at the end of its event-loop turn, and ``docker logs`` / ``kubectl logs`` lag a little more
+SETTLE_TIME = 0.5
+#: what a step waiting for its settle time shows (the problem of its ``step_attempt``)
+UNCONFIRMED = (
+    f"right so far; reading again {SETTLE_TIME:g}s after the step started, in case something unwanted is late"
+)
 
 
 def now() -> str:
@@ -139,36 +148,53 @@ class Runner:
         attempt_once: Callable[[], Attempt],
         timeout: float,
     ) -> Attempt:
-        """Try ``attempt_once()`` until it passes or ``timeout`` runs out; return the last attempt."""
+        """Try ``attempt_once()`` until it passes or ``timeout`` runs out; return the last attempt.
+
+        A pass that rests on something absent from a log (``checks_absence``) counts only from a read
+        begun ``SETTLE_TIME`` after the first try: an earlier one is read again then, even past
+        ``timeout``. A failure that cannot turn into a pass (``final``) ends the tries at once."""
         count = 0
+        settled = time.monotonic() + SETTLE_TIME
+        unconfirmed = False  # the last attempt passed on an absence, read before ``settled``
 
         def attempt() -> Attempt:
-            nonlocal count
+            nonlocal count, unconfirmed
             count += 1
             result.attempts = count
+            started = time.monotonic()
             try:
-                return attempt_once()
+                outcome = attempt_once()
             except Unsupported:
                 raise
             except Exception as exc:  # e.g. the pod is not there yet: try again until the timeout
-                return Attempt(False, "", {"error": str(exc)}, [f"{type(exc).__name__}: {exc}"])
+                outcome = Attempt(False, "", {"error": str(exc)}, [f"{type(exc).__name__}: {exc}"])
+            unconfirmed = outcome.passed and outcome.checks_absence and started < settled
+            return outcome
+
+        def again(outcome: Attempt) -> bool:
+            return unconfirmed or not (outcome.passed or outcome.final)
+
+        def wait(retry_state: Any) -> float:
+            return max(0.0, settled - time.monotonic()) if unconfirmed else self.poll_interval
+
+        timed_out = stop_after_delay(timeout)
 
         def before_sleep(retry_state: Any) -> None:
-            failed = retry_state.outcome.result()
+            last = retry_state.outcome.result()
             interim = replace(
                 result,
-                command=failed.command,
-                actual=failed.actual,
-                problems=failed.problems,
-                output=failed.output,
+                command=last.command,
+                actual=last.actual,
+                problems=[UNCONFIRMED] if unconfirmed else last.problems,
+                output=last.output,
                 attempts=count,
             )
             self._emit("step_attempt", scenario, step, count, interim)
 
         retrying = Retrying(
-            stop=stop_after_delay(timeout),
-            wait=wait_fixed(self.poll_interval),
-            retry=retry_if_result(lambda outcome: not outcome.passed),
+            stop=lambda retry_state: not unconfirmed and timed_out(retry_state),
+            wait=wait,
+            retry=retry_if_result(again),
             retry_error_callback=lambda retry_state: retry_state.outcome.result(),
             before_sleep=before_sleep,
         )

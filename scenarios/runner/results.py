@@ -123,7 +123,8 @@ class Observer:
     def step_started(self, scenario: Scenario, step: Step, kubectl: str) -> None: ...
 
     def step_attempt(self, scenario: Scenario, step: Step, attempt: int, result: StepResult) -> None:
-        """A retried step did not pass yet (``result`` is that attempt's); it will try again."""
+        """A retried step did not pass yet (``result`` is that attempt's); it will try again. A log
+        step that passed on an absence too early to count has one problem saying it reads again."""
 
     def step_finished(self, scenario: Scenario, step: Step, result: StepResult) -> None: ...
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from scenarios.clusters.base import OpResult, Unsupported
 from scenarios.format import parse
-from scenarios.runner import Observer, Runner, kubectl_command
+from scenarios.runner import SETTLE_TIME, Observer, Runner, kubectl_command
 from tests.article import DENIED_HEAD as DENIED
 from tests.unit.test_scenario_fakes import FakeCluster
 
@@ -204,6 +205,103 @@ def test_gateway_log_failures_name_the_missing_and_the_unexpected_records():
     assert any(p.startswith("record 2 breaks the access-log contract") for p in step.problems)
     assert "no record with host=httpbin.org, source_address=10.9.9.9" in step.problems
     assert any(p.startswith("1 record(s) with host=httpstat.us, expected none") for p in step.problems)
+
+
+REQUESTED = record("httpbin.org", "/get")
+DENIED_RECORD = record("httpstat.us", "/200")
+
+
+class GatewayLog:
+    """The gateway's log on a fake cluster. The request step's curl makes the gateway write the
+    ``written`` records ``delay`` seconds later, and the ``late`` ones just after the first read
+    that follows (the gateway writes its records in batches, after the response)."""
+
+    def __init__(self, written=(REQUESTED,), late=(), delay: float = 0.0) -> None:
+        self.lines = ["gateway listening on :1080", DENIED_RECORD]  # before the mark: not counted
+        self.written, self.late, self.delay = list(written), list(late), delay
+        self.sent_at: float | None = None
+        self.reads: list[tuple[float, bool]] = []  # after the request: when, and whether it was written
+
+    def logs(self, *_args) -> OpResult:
+        now = time.monotonic()
+        if self.sent_at is not None and now - self.sent_at >= self.delay:
+            self.lines += self.written
+            self.written = []
+        text = "\n".join(self.lines) + "\n"
+        if self.sent_at is not None:
+            self.reads.append((now, not self.written))
+            self.lines += self.late
+            self.late = []
+        return OpResult("docker logs gw", 0, text)
+
+    def exec(self, *_args) -> OpResult:
+        self.sent_at = time.monotonic()
+        return OpResult("x", 0, OK + DENIED)
+
+    def cluster(self) -> FakeCluster:
+        return FakeCluster(answers={"logs": self.logs, "exec": self.exec})
+
+
+def test_an_unwanted_record_written_after_the_first_read_fails_the_step():
+    gateway = GatewayLog(late=[DENIED_RECORD])
+    sc = gateway_scenario(
+        present=[{"host": "httpbin.org", "count": 1}], absent=[{"host": "httpstat.us"}], timeout=5
+    )
+    step = run(gateway.cluster(), sc).scenarios[0].steps[1]
+    assert step.status == "failed"
+    assert step.problems == [f"1 record(s) with host=httpstat.us, expected none: {DENIED_RECORD}"]
+    # read once more after the settle time, and not retried until the record goes away
+    assert len(gateway.reads) == step.attempts == 2
+    assert gateway.reads[1][0] - gateway.reads[0][0] >= SETTLE_TIME * 0.9
+    assert step.duration < 5 / 2
+
+
+def test_an_unwanted_record_on_the_first_read_fails_the_step_at_once():
+    gateway = GatewayLog(written=[REQUESTED, DENIED_RECORD])
+    sc = gateway_scenario(absent=[{"host": "httpstat.us"}], timeout=5)
+    step = run(gateway.cluster(), sc).scenarios[0].steps[1]
+    assert step.status == "failed"
+    assert step.problems == [f"1 record(s) with host=httpstat.us, expected none: {DENIED_RECORD}"]
+    assert len(gateway.reads) == step.attempts == 1
+
+
+@pytest.mark.parametrize("timeout", [0.1, 5])
+def test_an_absence_passes_when_a_read_after_the_settle_time_confirms_it(timeout):
+    gateway = GatewayLog()
+    attempts = []
+
+    class Recorder(Observer):
+        def step_attempt(self, scenario, step, attempt, result):
+            attempts.append((step.kind, attempt, result.problems))
+
+    sc = gateway_scenario(
+        present=[{"host": "httpbin.org"}], absent=[{"host": "httpstat.us"}], timeout=timeout
+    )
+    step = run(gateway.cluster(), sc, observers=[Recorder()]).scenarios[0].steps[1]
+    assert step.passed, step.problems
+    assert len(gateway.reads) == step.attempts == 2  # even with a timeout shorter than the settle time
+    assert gateway.reads[1][0] - gateway.reads[0][0] >= SETTLE_TIME * 0.9
+    [(kind, attempt, [waiting])] = attempts  # what the console (verbose) and the demo show meanwhile
+    assert (kind, attempt) == ("gateway_log", 1)
+    assert waiting.startswith(f"right so far; reading again {SETTLE_TIME:g}s after the step started")
+
+
+def test_a_pass_read_after_the_settle_time_is_not_read_again():
+    gateway = GatewayLog(delay=SETTLE_TIME + 0.1)  # the step waits for the request's record until then
+    sc = gateway_scenario(present=[{"host": "httpbin.org"}], absent=[{"host": "httpstat.us"}], timeout=5)
+    step = run(gateway.cluster(), sc).scenarios[0].steps[1]
+    assert step.passed, step.problems
+    assert len(gateway.reads) == step.attempts > 2
+    assert [written for _when, written in gateway.reads].count(True) == 1  # the last read found it
+
+
+def test_a_step_with_only_present_records_does_not_wait_the_settle_time():
+    gateway = GatewayLog()
+    sc = gateway_scenario(present=[{"host": "httpbin.org", "count": 1}], timeout=5)
+    step = run(gateway.cluster(), sc).scenarios[0].steps[1]
+    assert step.passed, step.problems
+    assert len(gateway.reads) == step.attempts == 1
+    assert step.duration < SETTLE_TIME
 
 
 def test_observers_see_every_event_in_order():

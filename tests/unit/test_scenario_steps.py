@@ -10,7 +10,7 @@ import pytest
 
 from scenarios.clusters.base import OpResult
 from scenarios.format import ScenarioError, parse
-from scenarios.runner import Runner
+from scenarios.runner import SETTLE_TIME, Runner
 from tests.unit.test_scenario_fakes import FakeCluster
 
 CURL = {"namespace": "curl", "selector": "app=curl", "container": "curl"}
@@ -226,6 +226,62 @@ def test_log_lines_are_those_written_since_the_scenario_started():
         },
     )
     assert run(cluster, sc).passed
+
+
+ALLOWED_HTTPSTAT = json.dumps({"event": "decision", "decision": "allow", "host": "httpstat.us"})
+
+
+class SidecarLog:
+    """A sidecar's log that gains the ``written`` lines once the scenario started and the ``late``
+    ones just after the log step's first read (a sidecar writes at the end of its event-loop turn)."""
+
+    def __init__(self, written=("listening on :15001",), late=()) -> None:
+        self.lines = ["sidecar starting", ALLOWED_HTTPSTAT]  # before the scenario started: not counted
+        self.added = {1: list(written), 2: list(late)}  # after the mark, after the step's first read
+        self.reads = 0
+
+    def logs(self, *_args) -> OpResult:
+        text = "\n".join(self.lines) + "\n"
+        self.reads += 1
+        self.lines += self.added.get(self.reads, [])
+        return OpResult("docker logs sidecar", 0, text)
+
+
+def log_step(**expectations) -> dict:
+    return {
+        "log": {
+            "namespace": "curl",
+            "selector": "app=curl",
+            "container": "sidecar",
+            "timeout": 5,
+            **expectations,
+        }
+    }
+
+
+@pytest.mark.parametrize("late", [[], [ALLOWED_HTTPSTAT]], ids=["never written", "written late"])
+def test_log_absent_lines_are_confirmed_by_a_read_after_the_settle_time(late):
+    sidecar = SidecarLog(late=late)
+    cluster = FakeCluster(answers={"logs": sidecar.logs})
+    step = run(cluster, scenario(log_step(absent=[{"text": "httpstat.us"}]))).steps[0]
+    assert sidecar.reads - 1 == step.attempts == 2
+    assert step.duration >= SETTLE_TIME * 0.9
+    if late:
+        assert step.status == "failed"
+        assert step.problems == [
+            f"1 line(s), expected none: a line containing 'httpstat.us': {ALLOWED_HTTPSTAT}"
+        ]
+    else:
+        assert step.passed, step.problems
+
+
+def test_log_present_lines_alone_do_not_wait_the_settle_time():
+    sidecar = SidecarLog()
+    cluster = FakeCluster(answers={"logs": sidecar.logs})
+    step = run(cluster, scenario(log_step(present=[{"text": "listening"}]))).steps[0]
+    assert step.passed, step.problems
+    assert sidecar.reads - 1 == step.attempts == 1
+    assert step.duration < SETTLE_TIME
 
 
 def test_log_expectations_are_checked_when_loaded():
