@@ -309,7 +309,9 @@ def report(summary: dict, memory_rows: dict, checks, notes: list[str], args: arg
         if dest == "nginx":
             columns += ["added p50/p99 ms", "bulk MB/s"]
         for column in columns:
-            table.add_column(column, justify="left" if column == "path" else "right")
+            table.add_column(
+                column, justify="left" if column == "path" else "right", no_wrap=column == "path"
+            )
         for path, row in rows.items():
             cells = [path]
             for c in CONNECTIONS:
@@ -357,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.dataplane", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--rounds", type=int, default=3, help="times every path is measured (default 3)")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement (default 4)")
+    parser.add_argument(
+        "--duration", type=int, default=4, help="whole seconds per measurement, as wrk takes them (default 4)"
+    )
     parser.add_argument(
         "--destinations", default="nginx,aiohttp", help="nginx (always) and optionally aiohttp (default both)"
     )
@@ -399,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             for target in bench.targets.values():  # warm up every path (connections, caches, JIT-free)
                 load.wrk(target, 8, 1, bench.workdir, bench.pids)
             results = rounds(bench, args, say)
+        except RuntimeError as exc:  # wrk failed: its own words, no traceback
+            print(f"bench: {exc}", file=sys.stderr)
+            return 1
         finally:
             bench.stop_all()
     summary = summarise(results, destinations)

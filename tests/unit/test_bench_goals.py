@@ -3,7 +3,9 @@ gateway's line showing what the same hop does with squid relaying the tunnels.""
 
 from __future__ import annotations
 
-from benchmarks.dataplane import CONNECTIONS, PATHS, PEER_GATEWAY, goals
+import pytest
+
+from benchmarks.dataplane import CONNECTIONS, PATHS, PEER_GATEWAY, goals, main
 
 
 def _summary(rps: dict[str, float], cpu: dict[str, float], p99: dict[str, float]) -> dict:
@@ -41,3 +43,12 @@ def test_the_gateway_line_is_judged_on_our_gateway_and_shows_the_peer_hop():
     assert len(checks) == 14  # the issue's goal lines, no more: the peer hop is not a goal
     assert all(ok for ok, _ in checks.values())
 
+
+@pytest.mark.parametrize("duration", ["0.5", "0", "-1", "four"])
+def test_a_duration_wrk_cannot_take_is_refused_before_anything_starts(duration, capsys):
+    """wrk takes whole seconds: ``--duration 0.5`` used to reach it and end in a traceback."""
+    with pytest.raises(SystemExit) as exit:
+        main(["--duration", duration])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "--duration" in err and "Traceback" not in err
