@@ -99,9 +99,12 @@ _FOUND_NAMES = frozenset(("host", "content-length", "transfer-encoding"))
 _FOUND_FIELD = re.compile(
     r"\r\n(host|content-length|transfer-encoding):([\t\x20-\x7e]*)", re.IGNORECASE | re.ASCII
 )
-# The same two, on the bytes: a head decoded as latin-1 matches where its bytes do.
-_PLAIN_HEAD_BYTES = re.compile(_PLAIN_HEAD.pattern.encode())
-_FOUND_FIELD_BYTES = re.compile(_FOUND_FIELD.pattern.encode(), re.IGNORECASE)
+# The same two on the bytes, for the observer's shortcuts: a head decoded as latin-1 matches where
+# its bytes do.
+#: a plain head as bytes, without its blank line: groups method, target, rest and the header lines
+PLAIN_HEAD_BYTES = re.compile(_PLAIN_HEAD.pattern.encode())
+#: a Host, Content-Length or Transfer-Encoding field in a plain head's lines, as bytes: (name, value)
+FOUND_FIELD_BYTES = re.compile(_FOUND_FIELD.pattern.encode(), re.IGNORECASE)
 
 
 def parse_head(raw: bytes) -> Head:
@@ -113,10 +116,12 @@ def parse_head(raw: bytes) -> Head:
     return parse_lines(text)
 
 
-_END = b"\r\n\r\n"
+#: the bytes that end a head: its last line's CRLF and the blank line
+HEAD_END = b"\r\n\r\n"
 
 
-def _parse_or_none(raw: bytes) -> Head | None:
+def parse_or_none(raw: bytes) -> Head | None:
+    """``parse_head``, or None for a head it refuses or one the general path skips (a stray CRLF first)."""
     if raw.startswith(b"\r\n"):
         return None  # stray CRLF before a message: the general path skips it
     try:

@@ -14,16 +14,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mesh.gateway.httphead import (  # the private names: the observer's shortcuts read heads as bytes
-    _END,
-    _FOUND_FIELD_BYTES,
-    _PLAIN_HEAD_BYTES,
+from mesh.gateway.httphead import (
     CHUNKED,
+    FOUND_FIELD_BYTES,
+    HEAD_END,
     OPAQUE,
+    PLAIN_HEAD_BYTES,
     UNTIL_CLOSE,
     Head,
-    _parse_or_none,
     parse_head,
+    parse_or_none,
 )
 
 MAX_HEAD = 65536
@@ -250,11 +250,11 @@ class HttpObserver:
         """The usual case, one whole request head without a body: what ``client_data`` does for
         it, without its events. False for anything else."""
         requests = self._requests
-        if requests._state != MessageStream.HEAD or requests._buf or data.find(_END) != len(data) - 4:
+        if requests._state != MessageStream.HEAD or requests._buf or data.find(HEAD_END) != len(data) - 4:
             return False
-        plain = _PLAIN_HEAD_BYTES.fullmatch(data, 0, len(data) - 4)
+        plain = PLAIN_HEAD_BYTES.fullmatch(data, 0, len(data) - 4)
         if plain is not None:  # the commonest heads, read from the bytes without a Head
-            fields = _FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
+            fields = FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
             method = plain[1]
             if method != b"CONNECT" and len(fields) <= 1:
                 if not fields:
@@ -268,7 +268,7 @@ class HttpObserver:
                 requests.body_bytes = 0
                 self._pending.append(Exchange(method.decode("latin-1"), target, host, self._clock()))
                 return True
-        head = _parse_or_none(data[:-4])
+        head = parse_or_none(data[:-4])
         if (
             head is None
             or head.start[0] == "CONNECT"
@@ -296,15 +296,15 @@ class HttpObserver:
         responses = self._responses
         if responses._state != MessageStream.HEAD or responses._buf or not self._pending or self._answering:
             return None
-        end = data.find(_END)
+        end = data.find(HEAD_END)
         if end <= 0 or self.completed:
             return None
-        plain = _PLAIN_HEAD_BYTES.fullmatch(data, 0, end)
+        plain = PLAIN_HEAD_BYTES.fullmatch(data, 0, end)
         if plain is not None:  # the commonest heads, read from the bytes without a Head
-            fields = _FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
+            fields = FOUND_FIELD_BYTES.findall(data, plain.start(4), plain.end(4))
             if len(fields) == 1 and fields[0][0].lower() == b"content-length":
                 return self._whole_response_with_length(plain[1], plain[2], fields[0][1].strip(), data, end)
-        head = _parse_or_none(data[:end])
+        head = parse_or_none(data[:end])
         if head is None:
             return None
         version, code, _ = head.start

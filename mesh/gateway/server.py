@@ -6,8 +6,8 @@ observer in batches (``Observations``).
 The sidecar sends ``CONNECT host:port`` (see ``mesh.api.tunnel``); the gateway resolves and
 connects with a timeout (502 refused or unresolvable, 504 timed out), answers ``200 Connection
 Established`` and relays bytes both ways unchanged. It refuses (403) to connect to itself, to
-loopback (unless it listens on loopback itself, as in local runs), to unspecified and to
-link-local addresses (cloud metadata).
+loopback (unless it listens on loopback itself, as in local runs), to unspecified and
+link-local addresses, and to the cloud metadata addresses outside link-local (``CLOUD_METADATA``).
 Copies of the bytes go to an HTTP observer (protocol ``http`` or bytes that look like HTTP) for
 request records, or to the SNI reader (protocol ``https`` or a TLS ClientHello).
 """
@@ -42,6 +42,21 @@ HEAD_TIMEOUT = 10.0
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 3
 
 Sink = Callable[[dict[str, Any]], None]
+
+# Cloud metadata and credential services outside link-local (169.254.169.254 of AWS, GCP, Azure,
+# Oracle and others is refused as link-local).
+CLOUD_METADATA = frozenset(
+    map(
+        ipaddress.ip_address,
+        [
+            "fd00:ec2::254",  # AWS instance metadata (IMDS) over IPv6
+            "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
+            "100.100.100.200",  # Alibaba Cloud
+            "192.0.0.192",  # Oracle Cloud, legacy
+        ],
+    )
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix; IPv4 in the last 32 bits
 
 
 @dataclass
@@ -244,9 +259,7 @@ class Gateway:
 
     def refusal(self, address: str, port: int) -> str | None:
         """Why the gateway will not connect to ``address:port``, or None."""
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
+        ip = _reached(address)
         if port in self._ports and (ip.is_loopback or ip.is_unspecified or _is_local(str(ip))):
             return "that is the gateway itself"
         if ip.is_unspecified:
@@ -255,6 +268,8 @@ class Gateway:
             return "loopback address"
         if ip.is_link_local:
             return "link-local address"
+        if ip in CLOUD_METADATA:
+            return "cloud metadata address"
         return None
 
     def _opened(self, channel: Channel) -> None:
@@ -399,6 +414,18 @@ async def resolve(host: str, port: int) -> list[str]:
     """The addresses of ``host``, in resolver order, without duplicates."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@lru_cache(maxsize=1024)
+def _reached(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IP that ``address`` reaches: for IPv4-mapped and NAT64 addresses, the IPv4 one inside."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return ip.ipv4_mapped
+        if ip in NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return ip
 
 
 def _is_loopback(host: str) -> bool:

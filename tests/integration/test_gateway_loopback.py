@@ -16,6 +16,7 @@ from aiohttp import web
 
 from mesh.api import accesslog
 from mesh.api.tunnel import ConnectRequest
+from mesh.gateway import server as gateway_server
 from mesh.gateway.server import Gateway
 
 
@@ -328,19 +329,58 @@ async def public_gateway():
 async def test_gateway_in_a_cluster_refuses_itself_loopback_and_link_local(
     public_gateway, upstream, target, monkeypatch
 ):
-    real_open = asyncio.open_connection
+    real_connect = gateway_server.connect
 
-    async def loopback_only(host, port, **kwargs):  # a regression must not send a packet elsewhere
+    async def loopback_only(host, port):  # a regression must not send a packet elsewhere
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ConnectionRefusedError(111, "test: only loopback may be dialled")
-        return await real_open(host, port, **kwargs)
+        return await real_connect(host, port)
 
-    monkeypatch.setattr(asyncio, "open_connection", loopback_only)
+    monkeypatch.setattr(gateway_server, "connect", loopback_only)
     target = target.format(upstream=upstream, gateway=public_gateway.port)
     answer = await raw_connect(
         public_gateway.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
     )
     assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert public_gateway.records[-1]["destination_address"] is None
+
+
+@pytest.mark.parametrize(
+    "target, reason",
+    [
+        ("[fd00:ec2::254]:80", b"cloud metadata address"),  # AWS instance metadata over IPv6
+        ("[fd00:ec2::23]:80", b"cloud metadata address"),  # AWS EKS Pod Identity agent over IPv6
+        ("100.100.100.200:80", b"cloud metadata address"),  # Alibaba Cloud
+        ("192.0.0.192:80", b"cloud metadata address"),  # Oracle Cloud, legacy
+        ("[64:ff9b::a9fe:a9fe]:80", b"link-local address"),  # 169.254.169.254 through NAT64
+        ("[64:ff9b::6464:64c8]:80", b"cloud metadata address"),  # 100.100.100.200 through NAT64
+        ("metadata.test:80", b"cloud metadata address"),  # a name resolving to two of them
+    ],
+)
+async def test_gateway_refuses_cloud_metadata_addresses_without_dialling(
+    public_gateway, target, reason, monkeypatch
+):
+    dialled = []
+
+    async def recorded(host, port):
+        dialled.append(host)
+        raise ConnectionRefusedError(111, "test: nothing may be dialled")
+
+    real_resolve = gateway_server.resolve
+
+    async def resolve(host, port):
+        if host == "metadata.test":
+            return ["fd00:ec2::254", "100.100.100.200"]
+        return await real_resolve(host, port)
+
+    monkeypatch.setattr(gateway_server, "connect", recorded)
+    monkeypatch.setattr(gateway_server, "resolve", resolve)
+    answer = await raw_connect(
+        public_gateway.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert answer.endswith(b": " + reason + b"\n")
+    assert dialled == []
     assert public_gateway.records[-1]["destination_address"] is None
 
 

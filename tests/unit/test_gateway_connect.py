@@ -94,3 +94,80 @@ async def test_slow_destination_maps_to_504(monkeypatch):
         await Gateway(connect_timeout=0.05)._connect(ConnectRequest("httpbin.org", 80))
     assert caught.value.status == 504
     assert "timed out after 0.05s" in str(caught.value)
+
+
+# ---------------------------------------------------------------- what the gateway refuses
+
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("fd00:ec2::254", "cloud metadata address"),  # AWS instance metadata over IPv6
+        ("fd00:ec2::23", "cloud metadata address"),  # AWS EKS Pod Identity agent over IPv6
+        ("100.100.100.200", "cloud metadata address"),  # Alibaba Cloud
+        ("192.0.0.192", "cloud metadata address"),  # Oracle Cloud, legacy
+        ("::ffff:100.100.100.200", "cloud metadata address"),  # IPv4-mapped
+        ("64:ff9b::6464:64c8", "cloud metadata address"),  # 100.100.100.200 through NAT64
+        ("64:ff9b::a9fe:a9fe", "link-local address"),  # 169.254.169.254 through NAT64
+        ("64:ff9b::7f00:1", "loopback address"),  # 127.0.0.1 through NAT64
+        ("64:ff9b::", "unspecified address"),  # 0.0.0.0 through NAT64
+        ("169.254.169.254", "link-local address"),
+        ("fe80::a9fe:a9fe", "link-local address"),
+    ],
+)
+def test_refusal_names_why(address, reason):
+    assert Gateway(allow_loopback=False).refusal(address, 80) == reason
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.0.0.5",  # a VPC database: private ranges stay reachable
+        "172.16.0.10",
+        "192.168.1.10",
+        "100.64.0.1",  # shared address space, beside Alibaba's metadata address
+        "192.0.0.170",  # beside Oracle's
+        "fd00:ec2::253",  # the AWS DNS resolver, beside the metadata service
+        "64:ff9b::cb00:7150",  # 203.0.113.80 through NAT64
+        "203.0.113.80",
+    ],
+)
+def test_refusal_leaves_private_and_public_destinations_alone(address):
+    assert Gateway(allow_loopback=False).refusal(address, 80) is None
+
+
+async def test_a_name_resolving_to_a_metadata_address_is_refused_and_not_dialled(monkeypatch):
+    dialled = []
+
+    async def recorded(host, port):
+        dialled.append(host)
+        raise ConnectionRefusedError(111, "test: nothing may be dialled")
+
+    async def metadata_addresses(host, port):
+        return ["fd00:ec2::254", "100.100.100.200"]
+
+    monkeypatch.setattr(server, "connect", recorded)
+    monkeypatch.setattr(server, "resolve", metadata_addresses)
+    with pytest.raises(TunnelError) as caught:
+        await Gateway()._connect(ConnectRequest("metadata.test", 80))
+    assert caught.value.status == 403
+    assert str(caught.value) == "refusing to connect to metadata.test:80: cloud metadata address"
+    assert dialled == []
+
+
+async def test_a_metadata_address_among_others_is_skipped(monkeypatch):
+    dialled = []
+
+    async def recorded(host, port):
+        dialled.append(host)
+        raise ConnectionRefusedError(111, "test: nothing answers")
+
+    async def mixed(host, port):
+        return ["100.100.100.200", "203.0.113.80", "64:ff9b::a9fe:a9fe"]
+
+    monkeypatch.setattr(server, "connect", recorded)
+    monkeypatch.setattr(server, "resolve", mixed)
+    with pytest.raises(TunnelError) as caught:
+        await Gateway()._connect(ConnectRequest("mixed.test", 80))
+    assert caught.value.status == 502
+    assert dialled == ["203.0.113.80"]
