@@ -89,13 +89,15 @@ http {{
     )
 
 
-def squid(workdir: Path, port: int) -> Program:
-    conf = workdir / "squid.conf"
+def squid(workdir: Path, port: int, name: str = "squid") -> Program:
+    """squid as a forward proxy with an allowlist; the same configuration serves the sidecar's
+    ``CONNECT`` tunnels when squid stands in for the egress gateway (``name`` keeps the two apart)."""
+    conf = workdir / f"{name}.conf"
     conf.write_text(
         f"""http_port {LOOPBACK}:{port}
-pid_filename {workdir}/squid.pid
-cache_log {workdir}/squid-cache.log
-access_log stdio:{workdir}/squid-access.log
+pid_filename {workdir}/{name}.pid
+cache_log {workdir}/{name}-cache.log
+access_log stdio:{workdir}/{name}-access.log
 coredump_dir {workdir}
 pinger_enable off
 max_filedescriptors 16384
@@ -107,7 +109,7 @@ http_access allow allowed
 http_access deny all
 """
     )
-    return Program("squid", ["squid", "-N", "-f", str(conf)], port)
+    return Program(name, ["squid", "-N", "-f", str(conf)], port)
 
 
 def tinyproxy(workdir: Path, port: int) -> Program:
