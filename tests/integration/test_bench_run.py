@@ -1,7 +1,7 @@
-"""``python -m benchmarks.dataplane`` (``nox -s bench``) end to end, in a short run (one round of one second): every path
-serves requests, each proxy's CPU is charged to its path, the report and ``--json`` carry the
-goal lines. Needs the benchmark's tools (nginx, squid, tinyproxy, wrk: ``EGRESS_MESH_BENCH=1
-.ci/setup``); CI does not install them, so there it skips."""
+"""``python -m benchmarks.dataplane`` (``nox -s bench``) end to end, in a short run (one round of
+one second): every path serves requests, each proxy's CPU is charged to its path, the report and
+``--json`` carry the goal lines. Needs the benchmark's tools (nginx, squid, tinyproxy, wrk:
+``EGRESS_MESH_BENCH=1 .ci/setup``); CI does not install them, so there it skips."""
 
 from __future__ import annotations
 
