@@ -58,7 +58,8 @@ class Attempt:
     output: str = ""
     #: log line counts taken just before this attempt (request steps)
     marks: dict[LogSource, int] = field(default_factory=dict)
-    #: it checked that something is *not* in a log: a record still on its way could break that, so
+    #: it checked that something is *not* in a log (an ``absent`` item, or more than a ``count``): a
+    #: record still on its way could break that, so
     #: the engine confirms a pass with a read made after its settle time
     checks_absence: bool = False
     #: something that must not be in the log is there; it stays there, so trying again cannot pass
@@ -243,16 +244,7 @@ def gateway_log(state: ScenarioState, step: GatewayLogStep) -> Attempt:
     unwanted = unwanted_records(requests, step.absent, resolve)
     problems = check_records(requests, step.present, (), resolve) + unwanted
     output = "\n".join(json.dumps(r, ensure_ascii=False) for r in requests)
-    actual = resolve.shown({"records": requests})
-    return Attempt(
-        not problems,
-        op.command,
-        actual,
-        problems,
-        output,
-        checks_absence=bool(step.absent),
-        final=bool(unwanted),
-    )
+    return _log_attempt(step, op, resolve.shown({"records": requests}), problems, output, unwanted)
 
 
 def log(state: ScenarioState, step: LogStep) -> Attempt:
@@ -264,15 +256,23 @@ def log(state: ScenarioState, step: LogStep) -> Attempt:
     unwanted = unwanted_lines(lines, step.absent, resolve)
     problems = check_lines(lines, step.present, (), resolve) + unwanted
     actual = resolve.shown({"lines": lines[-200:]})
-    output = "\n".join(lines[-30:])
+    return _log_attempt(step, op, actual, problems, "\n".join(lines[-30:]), unwanted)
+
+
+def _log_attempt(
+    step: GatewayLogStep | LogStep,
+    op: OpResult,
+    actual: dict[str, Any],
+    problems: list[str],
+    output: str,
+    unwanted: list[str],
+) -> Attempt:
+    """A log step's attempt. What it says is *not* in the log (``absent`` items, and no more than
+    ``count`` of a ``present`` item) is confirmed by a read after the settle time; an unwanted
+    record or line is there for good, so it fails the step at once."""
+    limits = bool(step.absent) or any(item.count is not None for item in step.present)
     return Attempt(
-        not problems,
-        op.command,
-        actual,
-        problems,
-        output,
-        checks_absence=bool(step.absent),
-        final=bool(unwanted),
+        not problems, op.command, actual, problems, output, checks_absence=limits, final=bool(unwanted)
     )
 
 

@@ -295,9 +295,20 @@ def test_a_pass_read_after_the_settle_time_is_not_read_again():
     assert [written for _when, written in gateway.reads].count(True) == 1  # the last read found it
 
 
+def test_a_record_written_twice_the_second_time_late_fails_a_count():
+    """``count: 1`` also says "no second one": a duplicate written after the first read is seen."""
+    gateway = GatewayLog(late=[REQUESTED])
+    sc = gateway_scenario(present=[{"host": "httpbin.org", "count": 1}], timeout=0.1)
+    step = run(gateway.cluster(), sc).scenarios[0].steps[1]
+    assert step.status == "failed"
+    assert step.problems == ["2 record(s) with host=httpbin.org, expected 1"]
+    assert len(gateway.reads) == step.attempts == 2
+    assert gateway.reads[1][0] - gateway.reads[0][0] >= SETTLE_TIME * 0.9
+
+
 def test_a_step_with_only_present_records_does_not_wait_the_settle_time():
     gateway = GatewayLog()
-    sc = gateway_scenario(present=[{"host": "httpbin.org", "count": 1}], timeout=5)
+    sc = gateway_scenario(present=[{"host": "httpbin.org"}], timeout=5)
     step = run(gateway.cluster(), sc).scenarios[0].steps[1]
     assert step.passed, step.problems
     assert len(gateway.reads) == step.attempts == 1
