@@ -136,18 +136,28 @@ def test_refusal_leaves_private_and_public_destinations_alone(address):
     assert Gateway(allow_loopback=False).refusal(address, 80) is None
 
 
-async def test_a_name_resolving_to_a_metadata_address_is_refused_and_not_dialled(monkeypatch):
-    dialled = []
+@pytest.fixture
+def dialled(monkeypatch) -> list[str]:
+    """The addresses the gateway dials (each refused: nothing answers here)."""
+    addresses: list[str] = []
 
     async def recorded(host, port):
-        dialled.append(host)
-        raise ConnectionRefusedError(111, "test: nothing may be dialled")
-
-    async def metadata_addresses(host, port):
-        return ["fd00:ec2::254", "100.100.100.200"]
+        addresses.append(host)
+        raise ConnectionRefusedError(111, "test: nothing answers")
 
     monkeypatch.setattr(server, "connect", recorded)
-    monkeypatch.setattr(server, "resolve", metadata_addresses)
+    return addresses
+
+
+def resolving_to(monkeypatch, *addresses: str) -> None:
+    async def answer(host, port):
+        return list(addresses)
+
+    monkeypatch.setattr(server, "resolve", answer)
+
+
+async def test_a_name_resolving_to_a_metadata_address_is_refused_and_not_dialled(monkeypatch, dialled):
+    resolving_to(monkeypatch, "fd00:ec2::254", "100.100.100.200")
     with pytest.raises(TunnelError) as caught:
         await Gateway()._connect(ConnectRequest("metadata.test", 80))
     assert caught.value.status == 403
@@ -155,18 +165,8 @@ async def test_a_name_resolving_to_a_metadata_address_is_refused_and_not_dialled
     assert dialled == []
 
 
-async def test_a_metadata_address_among_others_is_skipped(monkeypatch):
-    dialled = []
-
-    async def recorded(host, port):
-        dialled.append(host)
-        raise ConnectionRefusedError(111, "test: nothing answers")
-
-    async def mixed(host, port):
-        return ["100.100.100.200", "203.0.113.80", "64:ff9b::a9fe:a9fe"]
-
-    monkeypatch.setattr(server, "connect", recorded)
-    monkeypatch.setattr(server, "resolve", mixed)
+async def test_a_metadata_address_among_others_is_skipped(monkeypatch, dialled):
+    resolving_to(monkeypatch, "100.100.100.200", "203.0.113.80", "64:ff9b::a9fe:a9fe")
     with pytest.raises(TunnelError) as caught:
         await Gateway()._connect(ConnectRequest("mixed.test", 80))
     assert caught.value.status == 502
