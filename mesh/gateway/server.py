@@ -53,6 +53,7 @@ CLOUD_METADATA = frozenset(
             "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
             "100.100.100.200",  # Alibaba Cloud
             "192.0.0.192",  # Oracle Cloud, legacy
+            "168.63.129.16",  # Azure WireServer (VM agent and extension settings; also the platform DNS)
         ],
     )
 )

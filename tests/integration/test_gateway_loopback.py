@@ -352,6 +352,7 @@ async def test_gateway_in_a_cluster_refuses_itself_loopback_and_link_local(
         ("[fd00:ec2::23]:80", b"cloud metadata address"),  # AWS EKS Pod Identity agent over IPv6
         ("100.100.100.200:80", b"cloud metadata address"),  # Alibaba Cloud
         ("192.0.0.192:80", b"cloud metadata address"),  # Oracle Cloud, legacy
+        ("168.63.129.16:32526", b"cloud metadata address"),  # Azure WireServer
         ("[64:ff9b::a9fe:a9fe]:80", b"link-local address"),  # 169.254.169.254 through NAT64
         ("[64:ff9b::6464:64c8]:80", b"cloud metadata address"),  # 100.100.100.200 through NAT64
         ("metadata.test:80", b"cloud metadata address"),  # a name resolving to two of them

@@ -106,6 +106,7 @@ async def test_slow_destination_maps_to_504(monkeypatch):
         ("fd00:ec2::23", "cloud metadata address"),  # AWS EKS Pod Identity agent over IPv6
         ("100.100.100.200", "cloud metadata address"),  # Alibaba Cloud
         ("192.0.0.192", "cloud metadata address"),  # Oracle Cloud, legacy
+        ("168.63.129.16", "cloud metadata address"),  # Azure WireServer
         ("::ffff:100.100.100.200", "cloud metadata address"),  # IPv4-mapped
         ("64:ff9b::6464:64c8", "cloud metadata address"),  # 100.100.100.200 through NAT64
         ("64:ff9b::a9fe:a9fe", "link-local address"),  # 169.254.169.254 through NAT64
