@@ -59,8 +59,8 @@ class Attempt:
     #: log line counts taken just before this attempt (request steps)
     marks: dict[LogSource, int] = field(default_factory=dict)
     #: it checked that something is *not* in a log (an ``absent`` item, or more than a ``count``): a
-    #: record still on its way could break that, so
-    #: the engine confirms a pass with a read made after its settle time
+    #: record still on its way could break that, so the engine confirms a pass with a read made
+    #: after its settle time
     checks_absence: bool = False
     #: something that must not be in the log is there; it stays there, so trying again cannot pass
     final: bool = False
